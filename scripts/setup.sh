@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs what Confab needs on Debian 12, only where it is missing, so a second run is quick.
+#   scripts/setup.sh          build and run the app
+#   scripts/setup.sh --test   also the test tools: Xvfb, WebKitWebDriver, tauri-driver,
+#                             gnome-keyring, keyutils, PulseAudio, Node
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+with_test_tools=false
+[ "${1:-}" = "--test" ] && with_test_tools=true
+
+packages=(
+  # build: WebKitGTK for the window, ALSA/D-Bus for cpal and keyring, clang for bindgen,
+  # nasm so the H.264 encoder builds with its assembly
+  libwebkit2gtk-4.1-dev libssl-dev pkg-config libasound2-dev libclang-dev libdbus-1-dev nasm
+  # run: media playback in the webview
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
+)
+if $with_test_tools; then
+  packages+=(
+    xvfb xauth webkit2gtk-driver dbus gnome-keyring keyutils libsecret-tools
+    pulseaudio pulseaudio-utils
+  )
+fi
+# No display (a server, CI): the run command opens the window on a virtual one.
+if ! $with_test_tools && [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
+  packages+=(xvfb xauth)
+fi
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing: install Rust (rustup) first" >&2
+  exit 1
+fi
+for tool in clippy fmt; do
+  cargo "$tool" --version >/dev/null 2>&1 || {
+    echo "setup: cargo $tool is missing: rustup component add ${tool/fmt/rustfmt}" >&2
+    exit 1
+  }
+done
+
+if $with_test_tools && ! command -v tauri-driver >/dev/null 2>&1; then
+  echo "setup: installing tauri-driver"
+  cargo install tauri-driver --locked --version "^2" --quiet
+fi

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs inside the headless session that test.sh makes (X display, D-Bus, session keyring).
+# Starts PulseAudio with a null sink and source, unlocks a throwaway gnome-keyring, then runs
+# the Rust tests and the end-to-end tests. Everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+XDG_RUNTIME_DIR=$(mktemp -d)
+chmod 700 "$XDG_RUNTIME_DIR"
+export XDG_RUNTIME_DIR
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$XDG_RUNTIME_DIR"
+}
+trap cleanup EXIT
+
+# PulseAudio: cpal sees the null sink and source as real devices that run in real time.
+pulseaudio -n --daemonize=no --exit-idle-time=-1 --disable-shm=yes \
+  --load=module-native-protocol-unix \
+  --load="module-null-sink sink_name=confab_speaker sink_properties=device.description=Confab-Test-Speaker" \
+  --load="module-null-source source_name=confab_mic source_properties=device.description=Confab-Test-Microphone" \
+  --load=module-always-sink >"$XDG_RUNTIME_DIR/pulse.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done
+pactl info >/dev/null || { echo "PulseAudio did not start:"; cat "$XDG_RUNTIME_DIR/pulse.log"; exit 1; }
+
+# gnome-keyring with a fresh random password (an empty one creates no login collection).
+keyring_password=$(head -c 24 /dev/urandom | base64)
+eval "$(printf '%s' "$keyring_password" | gnome-keyring-daemon --unlock --components=secrets | sed 's/^/export /')"
+unset keyring_password
+if pid=$(pgrep -u "$(id -u)" -n gnome-keyring-d); then pids+=("$pid"); fi
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== end-to-end"
+CONFAB_APP="$PWD/target/debug/confab" node --test tests/e2e/*.test.mjs

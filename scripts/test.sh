@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every check Confab has: formatting, lints, unit and integration tests, and the end-to-end
+# tests in a real window. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+bash scripts/setup.sh --test
+
+echo "== rustfmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build"
+cargo build --workspace --all-targets --locked
+
+# A headless desktop session for the tests: an X display, a D-Bus session bus, and a session
+# keyring; test-session.sh adds PulseAudio and an unlocked gnome-keyring inside it.
+echo "== tests"
+xvfb-run -a -s "-screen 0 1280x800x24" \
+  dbus-run-session -- keyctl session - bash scripts/test-session.sh

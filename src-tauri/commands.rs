@@ -1,0 +1,58 @@
+//! Commands the page may call. Each stays thin: parse, call into a crate, shape the answer.
+
+use serde::Serialize;
+use tauri::{Emitter, WebviewWindow};
+
+use crate::error::CommandError;
+
+/// What the page shows about the running backend.
+#[derive(Debug, Serialize)]
+pub struct AppInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// "local": the embedded coordinator; "stream": Stream's service.
+    pub mode: &'static str,
+}
+
+#[tauri::command]
+pub fn app_info() -> AppInfo {
+    AppInfo {
+        name: "Confab",
+        version: env!("CARGO_PKG_VERSION"),
+        mode: "local",
+    }
+}
+
+/// Payload of the `confab:pong` event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pong {
+    pub nonce: String,
+    /// Milliseconds since the Unix epoch when the backend handled the ping.
+    pub handled_at_ms: u128,
+}
+
+/// A backend self-check: answers through an event rather than the return value, so one call
+/// proves both directions of the bridge (page to Rust, Rust to page).
+#[tauri::command]
+pub fn ping(window: WebviewWindow, nonce: String) -> Result<(), CommandError> {
+    let nonce = nonce.trim();
+    if nonce.is_empty() || nonce.len() > 128 {
+        return Err(CommandError::InvalidInput(
+            "the self-check needs a nonce of 1 to 128 characters".into(),
+        ));
+    }
+    let handled_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    tracing::debug!(target: "confab::shell", nonce, "self-check ping");
+    window
+        .emit(
+            "confab:pong",
+            Pong {
+                nonce: nonce.to_owned(),
+                handled_at_ms,
+            },
+        )
+        .map_err(|e| CommandError::Bridge(e.to_string()))
+}

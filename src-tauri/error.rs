@@ -1,0 +1,46 @@
+//! The one shape in which errors cross into the page: `{code, message}`.
+
+use serde::ser::SerializeStruct;
+
+/// An error a command returns to the page. `code` is stable and machine-readable; `message`
+/// is plain words for a person and never holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("the app could not reach its window: {0}")]
+    Bridge(String),
+}
+
+impl CommandError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::InvalidInput(_) => "invalid_input",
+            CommandError::Bridge(_) => "bridge_failed",
+        }
+    }
+}
+
+impl serde::Serialize for CommandError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("CommandError", 2)?;
+        s.serialize_field("code", self.code())?;
+        s.serialize_field("message", &self.to_string())?;
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_as_code_and_message() {
+        let json =
+            serde_json::to_value(CommandError::InvalidInput("nonce is empty".into())).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": "invalid_input", "message": "nonce is empty"})
+        );
+    }
+}

@@ -1,0 +1,190 @@
+// A small W3C WebDriver client over fetch, and a harness that runs Confab under tauri-driver.
+// No npm dependencies: the protocol is a handful of JSON requests.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '..', '..');
+export const screenshotDir = path.join(repoRoot, 'target', 'e2e');
+
+const ELEMENT_KEY = 'element-6066-11e4-a52e-4f735466cecf';
+
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `probe` until it returns a truthy value, for at most `timeoutMs`. */
+export async function waitFor(what, probe, { timeoutMs = 15000, intervalMs = 100 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+}
+
+/** tauri-driver on free ports, stopped with SIGTERM so it also stops WebKitWebDriver. */
+export class TauriDriver {
+  static async start() {
+    const port = await freePort();
+    const nativePort = await freePort();
+    const child = spawn('tauri-driver', ['--port', String(port), '--native-port', String(nativePort)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const log = [];
+    child.stdout.on('data', (d) => log.push(d.toString()));
+    child.stderr.on('data', (d) => log.push(d.toString()));
+    const driver = new TauriDriver(child, `http://127.0.0.1:${port}`, log);
+    await waitFor('tauri-driver to listen', async () => {
+      if (child.exitCode !== null) throw new Error(`tauri-driver exited: ${log.join('')}`);
+      const res = await fetch(`${driver.url}/status`);
+      return res.ok;
+    });
+    return driver;
+  }
+
+  constructor(child, url, log) {
+    this.child = child;
+    this.url = url;
+    this.log = log;
+  }
+
+  async stop() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export class WebDriverError extends Error {
+  constructor(status, value) {
+    super(`WebDriver ${status}: ${value?.error ?? ''} ${value?.message ?? JSON.stringify(value)}`);
+    this.value = value;
+  }
+}
+
+export class Session {
+  /** Starts the app binary in a new session. `env` is passed to the app's process. */
+  static async launch(driver, application, { args = [], env } = {}) {
+    const options = { application, args };
+    if (env) options.env = env;
+    const body = {
+      capabilities: { alwaysMatch: { browserName: 'wry', 'tauri:options': options } },
+    };
+    const value = await request(driver.url, 'POST', '/session', body);
+    return new Session(driver, value.sessionId);
+  }
+
+  constructor(driver, id) {
+    this.driver = driver;
+    this.base = `/session/${id}`;
+  }
+
+  cmd(method, route, body) {
+    return request(this.driver.url, method, `${this.base}${route}`, body);
+  }
+
+  async find(css) {
+    const value = await this.cmd('POST', '/element', { using: 'css selector', value: css });
+    return value[ELEMENT_KEY];
+  }
+
+  async text(css) {
+    return this.cmd('GET', `/element/${await this.find(css)}/text`);
+  }
+
+  async attribute(css, name) {
+    return this.cmd('GET', `/element/${await this.find(css)}/attribute/${name}`);
+  }
+
+  async click(css) {
+    await this.cmd('POST', `/element/${await this.find(css)}/click`, {});
+  }
+
+  async type(css, text) {
+    await this.cmd('POST', `/element/${await this.find(css)}/value`, { text });
+  }
+
+  /** Runs `body` as an async function in the page and returns what it resolves to. */
+  async evalAsync(body, ...args) {
+    const script = `const done = arguments[arguments.length - 1];
+      (async (...args) => { ${body} })(...Array.from(arguments).slice(0, -1))
+        .then((value) => done({ ok: true, value }), (error) => done({ ok: false, error }));`;
+    const out = await this.cmd('POST', '/execute/async', { script, args });
+    if (!out.ok) {
+      const err = new Error(`page script failed: ${JSON.stringify(out.error)}`);
+      err.pageError = out.error;
+      throw err;
+    }
+    return out.value;
+  }
+
+  /** Saves a PNG of the window to target/e2e/<name>.png and returns its path. */
+  async screenshot(name) {
+    const base64 = await this.cmd('GET', '/screenshot');
+    await mkdir(screenshotDir, { recursive: true });
+    const file = path.join(screenshotDir, `${name.replace(/[^a-z0-9-_]+/gi, '-')}.png`);
+    await writeFile(file, Buffer.from(base64, 'base64'));
+    return file;
+  }
+
+  async quit() {
+    await this.cmd('DELETE', '');
+  }
+}
+
+async function request(base, method, route, body) {
+  const res = await fetch(`${base}${route}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30000),
+  });
+  const json = await res.json().catch(() => ({}));
+  if (!res.ok) throw new WebDriverError(res.status, json.value);
+  return json.value;
+}
+
+/**
+ * Runs `body(session)` against a fresh app instance, saves a screenshot named after the test
+ * whether it passed or not, and always stops the app and the driver.
+ */
+export async function withApp(t, body, launchOptions) {
+  const application = process.env.CONFAB_APP ?? path.join(repoRoot, 'target', 'debug', 'confab');
+  const driver = await TauriDriver.start();
+  let session;
+  try {
+    session = await Session.launch(driver, application, launchOptions);
+    await waitFor('the UI to be ready', () =>
+      session.attribute('#app', 'data-ready').then((v) => v === 'true'));
+    await body(session);
+  } finally {
+    if (session) {
+      await session.screenshot(t.name).catch((err) => console.error('screenshot failed:', err));
+      await session.quit().catch(() => {});
+    }
+    await driver.stop();
+  }
+}
