@@ -53,6 +53,16 @@ for tool in clippy fmt; do
   }
 done
 
+# Stream's official JS client, for the checks that run it against our coordinator. Pinned by
+# package-lock.json; reinstalled only when the lock file changes.
+if $with_test_tools; then
+  checks=tests/official-client
+  if [ ! "$checks/node_modules/.package-lock.json" -nt "$checks/package-lock.json" ]; then
+    echo "setup: installing the official-client checks' npm packages"
+    npm ci --prefix "$checks" --no-audit --no-fund --loglevel=error
+  fi
+fi
+
 if $with_test_tools && ! command -v tauri-driver >/dev/null 2>&1; then
   echo "setup: installing tauri-driver"
   cargo install tauri-driver --locked --version "^2" --quiet

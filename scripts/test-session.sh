@@ -34,5 +34,8 @@ if pid=$(pgrep -u "$(id -u)" -n gnome-keyring-d); then pids+=("$pid"); fi
 echo "== cargo test"
 cargo test --workspace --locked
 
-echo "== end-to-end"
-CONFAB_APP="$PWD/target/debug/confab" node --test tests/e2e/*.test.mjs
+# Node runs each file in its own process: the official JS client against confab-coordinator,
+# and the end-to-end tests in the real window.
+echo "== official client and end-to-end"
+CONFAB_APP="$PWD/target/debug/confab" CONFAB_COORDINATOR="$PWD/target/debug/confab-coordinator" \
+  node --test tests/official-client/*.test.mjs tests/e2e/*.test.mjs

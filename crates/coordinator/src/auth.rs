@@ -1,0 +1,160 @@
+//! Who is calling: Stream's auth headers and query, checked exactly as Stream checks them.
+//!
+//! `Authorization` carries the raw JWT (no `Bearer`), `stream-auth-type` says `jwt` or
+//! `anonymous`, and `api_key` in the query must name this app.
+
+use axum::http::HeaderMap;
+
+use crate::error::{codes, ApiError};
+use crate::state::AppState;
+
+/// The query parameters every request carries.
+#[derive(Debug, Default, Clone)]
+pub struct CommonQuery {
+    pub api_key: Option<String>,
+    pub user_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub other: Vec<(String, String)>,
+}
+
+impl CommonQuery {
+    pub fn parse(raw: Option<&str>) -> Self {
+        let mut q = CommonQuery::default();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            match k.as_ref() {
+                "api_key" => q.api_key = Some(v.into_owned()),
+                "user_id" => q.user_id = Some(v.into_owned()),
+                "connection_id" => q.connection_id = Some(v.into_owned()).filter(|c| !c.is_empty()),
+                _ => q.other.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        q
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.other
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A user with a valid token.
+    User { id: String, role: String },
+    /// `!anon`, with the calls its token limits it to (`None`: no token, livestreams only).
+    Anonymous { call_cids: Option<Vec<String>> },
+}
+
+impl Caller {
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Caller::User { id, .. } => Some(id),
+            Caller::Anonymous { .. } => None,
+        }
+    }
+
+    pub fn role(&self) -> &str {
+        match self {
+            Caller::User { role, .. } => role,
+            Caller::Anonymous { .. } => "anonymous",
+        }
+    }
+}
+
+pub const ANONYMOUS_USER_ID: &str = "!anon";
+
+/// Checks the api key only: for public endpoints (`/guest`, `/call_client_event`).
+pub fn check_api_key(state: &AppState, query: &CommonQuery) -> Result<(), ApiError> {
+    match query.api_key.as_deref() {
+        Some(key) if key == state.api_key => Ok(()),
+        Some(_) => Err(ApiError::unauthenticated(
+            "api_key not valid: no app has this key on this coordinator",
+        )),
+        None => Err(ApiError::unauthenticated(
+            "api_key is missing from the query string",
+        )),
+    }
+}
+
+/// Authenticates a request from its headers and query.
+pub fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &CommonQuery,
+) -> Result<Caller, ApiError> {
+    check_api_key(state, query)?;
+    let auth_type = headers
+        .get("stream-auth-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty());
+
+    match auth_type {
+        "jwt" => {
+            let token = token.ok_or_else(|| {
+                ApiError::unauthenticated(
+                    "the Authorization header with the user's token is missing",
+                )
+            })?;
+            let (id, role) = verify_user_token(state, token)?;
+            if let Some(query_user) = query.user_id.as_deref() {
+                if query_user != id {
+                    return Err(ApiError::new(
+                        codes::INPUT,
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        "the token's user_id does not match user_id in the query",
+                    ));
+                }
+            }
+            Ok(Caller::User { id, role })
+        }
+        "anonymous" => match token {
+            None => Ok(Caller::Anonymous { call_cids: None }),
+            Some(token) => {
+                let claims = state.signing.verify(token, crate::state::unix_now())?;
+                if state.faults.token_expired(ANONYMOUS_USER_ID, token) {
+                    return Err(crate::jwt::AuthError::Expired.into());
+                }
+                // Any user_id is accepted for anonymous access; what limits it is call_cids.
+                Ok(Caller::Anonymous {
+                    call_cids: Some(claims.call_cids.unwrap_or_default()),
+                })
+            }
+        },
+        "" => Err(ApiError::unauthenticated(
+            "the stream-auth-type header is missing",
+        )),
+        other => Err(ApiError::unauthenticated(format!(
+            "stream-auth-type {other:?} is not supported: use jwt or anonymous"
+        ))),
+    }
+}
+
+/// Verifies a user's token and returns the user id and role. Used by REST and the socket.
+pub fn verify_user_token(state: &AppState, token: &str) -> Result<(String, String), ApiError> {
+    let claims = state.signing.verify(token, crate::state::unix_now())?;
+    let id = claims
+        .user_id
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ApiError::unauthenticated("the token has no user_id claim"))?;
+    if state.faults.token_expired(&id, token) {
+        return Err(crate::jwt::AuthError::Expired.into());
+    }
+    let stored_role = state.store.user(&id)?.map(|u| u.role);
+    // A role in a server-signed token wins; otherwise the stored one; new users are "user".
+    let role = claims.role.or(stored_role).unwrap_or_else(|| "user".into());
+    Ok((id, role))
+}
+
+/// Whether an anonymous caller may read a call.
+pub fn anonymous_may_read(call_cids: &Option<Vec<String>>, cid: &str, call_type: &str) -> bool {
+    match call_cids {
+        None => call_type == "livestream",
+        Some(cids) => cids.iter().any(|c| c == cid),
+    }
+}

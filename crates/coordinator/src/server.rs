@@ -1,0 +1,217 @@
+//! Starting and stopping a coordinator: the router, the listener and the app's key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api;
+use crate::faults::{FaultCommand, Faults};
+use crate::hub::{Hub, Outbound};
+use crate::jwt::{Claims, SigningKey};
+use crate::sessions::Sessions;
+use crate::state::{unix_now, AppState, Limits};
+use crate::store::{Store, StoreError};
+
+/// How to run a coordinator. `Default` is an in-memory store on a free loopback port.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub addr: SocketAddr,
+    /// Where the SQLite database lives; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// The app's key and secret; when absent, the stored app is used or one is created.
+    pub app: Option<(String, String)>,
+    /// Serve `GET /api/token?user_id=` for token providers (development only).
+    pub dev_token_endpoint: bool,
+    /// Allow fault injection (tests only).
+    pub fault_injection: bool,
+    pub limits: Limits,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            app: None,
+            dev_token_endpoint: false,
+            fault_injection: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not open the coordinator's data: {0}")]
+    Store(#[from] StoreError),
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A coordinator serving on a port. Dropping it does not stop it; call [`shutdown`].
+///
+/// [`shutdown`]: RunningCoordinator::shutdown
+pub struct RunningCoordinator {
+    state: Arc<AppState>,
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningCoordinator {
+    /// `http://HOST:PORT/video`: what clients take as their base URL.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn api_key(&self) -> &str {
+        &self.state.api_key
+    }
+
+    /// Signs a user token with the app's secret, as a customer's server would.
+    pub fn mint_token(&self, user_id: &str, ttl: Option<Duration>) -> String {
+        let now = unix_now();
+        self.state.signing.sign(&Claims {
+            user_id: Some(user_id.to_owned()),
+            iat: Some(now),
+            exp: ttl.map(|t| now + t.as_secs() as i64),
+            ..Claims::default()
+        })
+    }
+
+    /// Signs arbitrary claims (call-scoped anonymous tokens, expired tokens in tests).
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.state.signing.sign(claims)
+    }
+
+    /// Flips a fault switch. Returns how many sockets it touched. Does nothing unless the
+    /// coordinator was started with `fault_injection`.
+    pub fn inject(&self, command: FaultCommand) -> usize {
+        if !self.state.faults.enabled() {
+            return 0;
+        }
+        api::apply_fault(&self.state, &command)
+    }
+
+    /// How many sockets are open.
+    pub fn connection_count(&self) -> usize {
+        self.state.hub.connection_count()
+    }
+
+    /// Stops serving: every socket is cut (as if the server died) and the port is freed.
+    pub async fn shutdown(mut self) {
+        self.state.hub.send_to_user(None, Outbound::Drop);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(3), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>, dev_token_endpoint: bool) -> Router {
+    let faults_enabled = state.faults.enabled();
+    let mut video = Router::new()
+        .route("/connect", get(crate::ws::connect))
+        .route("/guest", post(api::create_guest))
+        .route(
+            "/call/{type}/{id}",
+            get(api::get_call).post(api::get_or_create_call),
+        )
+        .route("/call/{type}/{id}/join", post(api::join_call))
+        .route("/call/{type}/{id}/leave", post(api::leave_call))
+        .route("/call/{type}/{id}/go_live", post(api::go_live))
+        .route("/call/{type}/{id}/stop_live", post(api::stop_live))
+        .route("/call/{type}/{id}/members", post(api::update_members))
+        .route("/calls", post(api::query_calls))
+        .route("/call_client_event", post(api::call_client_event))
+        .route("/edges", get(api::edges))
+        .route(
+            "/location_hint",
+            get(api::location_hint).head(api::location_hint),
+        );
+    if faults_enabled {
+        video = video.route("/_faults", post(api::faults));
+    }
+    let mut app = Router::new().nest("/video", video);
+    if dev_token_endpoint {
+        app = app.route("/api/token", get(api::dev_token));
+    }
+    app.fallback(api::not_found)
+        .method_not_allowed_fallback(api::not_found)
+        .with_state(state)
+}
+
+fn random_hex(bytes_of_uuids: usize) -> String {
+    (0..bytes_of_uuids)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect()
+}
+
+pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, StartError> {
+    let store = match &config.data_dir {
+        Some(dir) => Store::open(dir)?,
+        None => Store::in_memory()?,
+    };
+    let (api_key, secret) = match &config.app {
+        Some((key, secret)) => {
+            store.put_app(key, secret)?;
+            (key.clone(), secret.clone())
+        }
+        None => store.app_or_insert(|| (random_hex(1)[..20].to_owned(), random_hex(2)))?,
+    };
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let state = Arc::new(AppState {
+        api_key,
+        signing: SigningKey::new(secret),
+        store,
+        hub: Hub::default(),
+        sessions: Sessions::default(),
+        faults: Faults::new(config.fault_injection),
+        limits: config.limits.clone(),
+        base_url: format!("http://{local_addr}/video"),
+    });
+    let app = router(state.clone(), config.dev_token_endpoint);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(target: "coordinator", error = %e, "server stopped");
+        }
+    });
+    tracing::info!(target: "coordinator", base_url = %state.base_url, "coordinator listening");
+    Ok(RunningCoordinator {
+        state,
+        local_addr,
+        stop: Some(stop_tx),
+        task,
+    })
+}
