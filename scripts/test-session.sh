@@ -15,6 +15,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The app and its tests keep their data and settings in throwaway folders, not the user's.
+export XDG_DATA_HOME="$XDG_RUNTIME_DIR/data" XDG_CONFIG_HOME="$XDG_RUNTIME_DIR/config"
+export XDG_CACHE_HOME="$XDG_RUNTIME_DIR/cache"
+mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME"
+
 # PulseAudio: cpal sees the null sink and source as real devices that run in real time.
 pulseaudio -n --daemonize=no --exit-idle-time=-1 --disable-shm=yes \
   --load=module-native-protocol-unix \

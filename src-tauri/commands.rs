@@ -1,9 +1,10 @@
 //! Commands the page may call. Each stays thin: parse, call into a crate, shape the answer.
 
 use serde::Serialize;
-use tauri::{Emitter, WebviewWindow};
+use tauri::{Emitter, State, WebviewWindow};
 
 use crate::error::CommandError;
+use crate::local_mode::LocalMode;
 
 /// What the page shows about the running backend.
 #[derive(Debug, Serialize)]
@@ -12,14 +13,17 @@ pub struct AppInfo {
     pub version: &'static str,
     /// "local": the embedded coordinator; "stream": Stream's service.
     pub mode: &'static str,
+    /// Where the coordinator in use answers.
+    pub coordinator_url: String,
 }
 
 #[tauri::command]
-pub fn app_info() -> AppInfo {
+pub fn app_info(local: State<'_, LocalMode>) -> AppInfo {
     AppInfo {
         name: "Confab",
         version: env!("CARGO_PKG_VERSION"),
         mode: "local",
+        coordinator_url: local.coordinator.base_url().to_owned(),
     }
 }
 

@@ -6,6 +6,9 @@
 
 mod commands;
 mod error;
+mod local_mode;
+
+use tauri::Manager;
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +20,11 @@ fn main() {
         .init();
 
     let result = tauri::Builder::default()
+        .setup(|app| {
+            let local = local_mode::start(app.handle())?;
+            app.manage(local);
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![commands::app_info, commands::ping])
         .run(tauri::generate_context!());
     if let Err(e) = result {

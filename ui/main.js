@@ -14,8 +14,9 @@ async function showAppInfo() {
   const info = await invoke('app_info');
   $('version').textContent = info.version;
   $('backend').textContent = info.mode === 'local'
-    ? 'This computer (local coordinator)'
+    ? `This computer (local coordinator at ${new URL(info.coordinator_url).host})`
     : 'Stream';
+  $('backend').dataset.url = info.coordinator_url;
   const mode = $('mode');
   mode.textContent = info.mode === 'local' ? 'Local mode' : 'Stream';
   mode.dataset.state = 'ok';

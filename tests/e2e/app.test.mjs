@@ -16,7 +16,15 @@ test('the window opens and shows the backend it runs on', async (t) => {
     // Filled in from the `app_info` command: proof that the page reached Rust.
     assert.equal(await app.text('#version'), await packageVersion());
     assert.equal(await app.text('#mode'), 'Local mode');
-    assert.match(await app.text('#backend'), /local coordinator/);
+    assert.match(await app.text('#backend'), /local coordinator at 127\.0\.0\.1:\d+/);
+
+    // The embedded coordinator answers on that address with Stream-shaped errors.
+    const url = await app.attribute('#backend', 'data-url');
+    const res = await fetch(`${url}/edges?api_key=not-this-app`);
+    assert.equal(res.status, 401);
+    const body = await res.json();
+    assert.equal(body.code, 2);
+    assert.equal(body.StatusCode, 401);
   });
   const shot = await stat(path.join(screenshotDir, 'the-window-opens-and-shows-the-backend-it-runs-on.png'));
   assert.ok(shot.size > 1000, 'a real screenshot was saved');

@@ -1,0 +1,29 @@
+//! Local mode: the coordinator embedded in the app, so Confab works without a Stream account.
+
+use confab_coordinator::{CoordinatorConfig, RunningCoordinator};
+use tauri::{AppHandle, Manager};
+
+/// The embedded coordinator, kept in Tauri's state for as long as the app runs.
+pub struct LocalMode {
+    pub coordinator: RunningCoordinator,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalModeError {
+    #[error("could not find the app's data folder: {0}")]
+    DataDir(#[from] tauri::Error),
+    #[error("could not start the local coordinator: {0}")]
+    Start(#[from] confab_coordinator::StartError),
+}
+
+/// Starts the coordinator on a free loopback port with its data in the app's data folder.
+pub fn start(app: &AppHandle) -> Result<LocalMode, LocalModeError> {
+    let data_dir = app.path().app_data_dir()?.join("coordinator");
+    let config = CoordinatorConfig {
+        data_dir: Some(data_dir),
+        ..CoordinatorConfig::default()
+    };
+    let coordinator = tauri::async_runtime::block_on(confab_coordinator::start(config))?;
+    tracing::info!(target: "confab::shell", base_url = coordinator.base_url(), "local mode ready");
+    Ok(LocalMode { coordinator })
+}
