@@ -14,6 +14,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build"
 cargo build --workspace --all-targets --locked
 
+echo "== fuzz (a short run of each target)"
+bash scripts/fuzz.sh 10
+
 # A headless desktop session for the tests: an X display, a D-Bus session bus, and a session
 # keyring; test-session.sh adds PulseAudio and an unlocked gnome-keyring inside it.
 echo "== tests"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs each coordinator fuzz target for a while (default 15 s each) from the committed seeds.
+#   scripts/fuzz.sh [seconds]
+# cargo fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+set -euo pipefail
+cd "$(dirname "$0")/../crates/coordinator/fuzz"
+export PATH="$HOME/.cargo/bin:$PATH"
+seconds=${1:-15}
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+for target in token_decoder socket_frames; do
+  corpus=$(mktemp -d)
+  echo "fuzz: $target for ${seconds}s"
+  status=0
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" --fuzz-dir . "$corpus" "seeds/$target" -- \
+    -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 >"$corpus.log" 2>&1 || status=$?
+  grep -E "^(Done|==.*ERROR|SUMMARY|panicked|thread)" "$corpus.log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -40 "$corpus.log"
+    echo "fuzz: $target failed (inputs in crates/coordinator/fuzz/artifacts/$target)"
+    exit 1
+  fi
+  rm -rf "$corpus" "$corpus.log"
+done
