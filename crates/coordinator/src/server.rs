@@ -92,6 +92,11 @@ impl RunningCoordinator {
         })
     }
 
+    /// The app's signing key, for tests that act as the customer's token server.
+    pub fn signing_key(&self) -> SigningKey {
+        self.state.signing.clone()
+    }
+
     /// Signs arbitrary claims (call-scoped anonymous tokens, expired tokens in tests).
     pub fn sign(&self, claims: &Claims) -> String {
         self.state.signing.sign(claims)

@@ -1,0 +1,140 @@
+//! A call's coordinator half: get, get-or-create, join, leave, go live, stop live.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::client::VideoClient;
+use crate::rest::ApiError;
+
+/// What the coordinator says about a call, as the caller sees it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallResponse {
+    pub call: Value,
+    #[serde(default)]
+    pub members: Vec<Value>,
+    #[serde(default)]
+    pub own_capabilities: Vec<String>,
+    #[serde(default)]
+    pub created: bool,
+    /// `join` only: where the media server is and the token for it.
+    #[serde(default)]
+    pub credentials: Option<Value>,
+}
+
+impl CallResponse {
+    pub fn cid(&self) -> &str {
+        self.call["cid"].as_str().unwrap_or_default()
+    }
+
+    pub fn backstage(&self) -> bool {
+        self.call["backstage"].as_bool().unwrap_or(false)
+    }
+
+    pub fn can(&self, capability: &str) -> bool {
+        self.own_capabilities.iter().any(|c| c == capability)
+    }
+
+    /// The HLS playlist of a broadcast, when one runs.
+    pub fn hls_playlist_url(&self) -> Option<&str> {
+        self.call["egress"]["hls"]["playlist_url"].as_str()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    client: VideoClient,
+    call_type: String,
+    id: String,
+}
+
+fn decode(value: Value) -> Result<CallResponse, ApiError> {
+    serde_json::from_value(value).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+impl Call {
+    pub(crate) fn new(client: VideoClient, call_type: &str, id: &str) -> Self {
+        Self {
+            client,
+            call_type: call_type.to_owned(),
+            id: id.to_owned(),
+        }
+    }
+
+    pub fn cid(&self) -> String {
+        format!("{}:{}", self.call_type, self.id)
+    }
+
+    fn path(&self, suffix: &str) -> String {
+        format!("/call/{}/{}{suffix}", self.call_type, self.id)
+    }
+
+    pub async fn get(&self) -> Result<CallResponse, ApiError> {
+        decode(
+            self.client
+                .request(reqwest::Method::GET, &self.path(""), &[], None)
+                .await?,
+        )
+    }
+
+    /// Creates the call if needed. `data` is Stream's `{members, custom, ...}`.
+    pub async fn get_or_create(&self, data: Option<Value>) -> Result<CallResponse, ApiError> {
+        let body = match data {
+            Some(data) => json!({"data": data}),
+            None => json!({}),
+        };
+        decode(
+            self.client
+                .request(reqwest::Method::POST, &self.path(""), &[], Some(&body))
+                .await?,
+        )
+    }
+
+    /// The coordinator half of joining.
+    pub async fn join(&self, create: bool) -> Result<CallResponse, ApiError> {
+        let body = json!({"create": create, "location": "LCL", "e2ee": false});
+        decode(
+            self.client
+                .request(reqwest::Method::POST, &self.path("/join"), &[], Some(&body))
+                .await?,
+        )
+    }
+
+    /// Ends this user's participation (local coordinators; Stream learns it from the SFU).
+    pub async fn leave(&self) -> Result<(), ApiError> {
+        self.client
+            .request(
+                reqwest::Method::POST,
+                &self.path("/leave"),
+                &[],
+                Some(&json!({})),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn go_live(&self) -> Result<CallResponse, ApiError> {
+        decode(
+            self.client
+                .request(
+                    reqwest::Method::POST,
+                    &self.path("/go_live"),
+                    &[],
+                    Some(&json!({})),
+                )
+                .await?,
+        )
+    }
+
+    pub async fn stop_live(&self) -> Result<CallResponse, ApiError> {
+        decode(
+            self.client
+                .request(
+                    reqwest::Method::POST,
+                    &self.path("/stop_live"),
+                    &[],
+                    Some(&json!({})),
+                )
+                .await?,
+        )
+    }
+}

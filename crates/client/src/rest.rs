@@ -1,0 +1,229 @@
+//! REST calls with Stream's headers and query, and the one refresh-and-retry on code 40.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::token_manager::{TokenLoadError, TokenManager};
+
+/// What identifies this client to the coordinator, as `X-Stream-Client`.
+pub fn client_header() -> String {
+    format!(
+        "stream-video-confab_rust-v{}|client_bundle=rust",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Stream's code for an expired token: the one code that triggers a refresh.
+pub const TOKEN_EXPIRED: i32 = 40;
+
+/// A failed request. Coordinator errors keep Stream's numeric code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("Stream error code {code}: {message}")]
+    Coordinator {
+        code: i32,
+        status: u16,
+        message: String,
+        unrecoverable: bool,
+    },
+    #[error("could not reach the coordinator: {0}")]
+    Network(String),
+    #[error("the coordinator's answer was not understood: {0}")]
+    Decode(String),
+    #[error(transparent)]
+    Token(#[from] TokenLoadError),
+    #[error("not signed in: connect a user first")]
+    NoUser,
+}
+
+impl ApiError {
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ApiError::Coordinator { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Who a request is made as.
+#[derive(Clone)]
+pub enum Auth {
+    /// Public endpoints (`/guest`): api key only.
+    Public,
+    Jwt {
+        user_id: String,
+        tokens: Arc<TokenManager>,
+    },
+    Anonymous {
+        tokens: Arc<TokenManager>,
+    },
+}
+
+#[derive(Clone)]
+pub struct RestClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+}
+
+impl RestClient {
+    pub fn new(base_url: &str, api_key: &str, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key: api_key.to_owned(),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sends a request; on code 40 with a token provider, refreshes once and resends it with
+    /// the same `x-client-request-id`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        connection_id: Option<&str>,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let tokens = match auth {
+            Auth::Jwt { tokens, .. } | Auth::Anonymous { tokens } => Some(tokens),
+            Auth::Public => None,
+        };
+        let mut token = match tokens {
+            Some(t) => t.token().await?,
+            None => None,
+        };
+        let mut refreshed = false;
+        loop {
+            let result = self
+                .send_once(
+                    &method,
+                    path,
+                    auth,
+                    token.as_ref(),
+                    connection_id,
+                    query,
+                    body,
+                    &request_id,
+                )
+                .await;
+            match (result, tokens) {
+                (
+                    Err(ApiError::Coordinator {
+                        code: TOKEN_EXPIRED,
+                        ..
+                    }),
+                    Some(t),
+                ) if t.has_provider() && !refreshed => {
+                    refreshed = true;
+                    token = Some(t.refresh(token.as_ref()).await?);
+                }
+                (result, _) => return result,
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        auth: &Auth,
+        token: Option<&crate::Token>,
+        connection_id: Option<&str>,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        request_id: &str,
+    ) -> Result<Value, ApiError> {
+        // Stream's order: user_id, connection_id, api_key, then the request's own.
+        let mut params: Vec<(&str, String)> = Vec::new();
+        let auth_type = match auth {
+            Auth::Public => "anonymous",
+            Auth::Jwt { user_id, .. } => {
+                params.push(("user_id", user_id.clone()));
+                "jwt"
+            }
+            Auth::Anonymous { .. } => {
+                params.push(("user_id", crate::user::ANONYMOUS_USER_ID.to_owned()));
+                "anonymous"
+            }
+        };
+        if let (Some(conn), Auth::Jwt { .. }) = (connection_id, auth) {
+            params.push(("connection_id", conn.to_owned()));
+        }
+        params.push(("api_key", self.api_key.clone()));
+        params.extend(query.iter().cloned());
+
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{}", self.base_url, path))
+            .query(&params)
+            .header("stream-auth-type", auth_type)
+            .header("X-Stream-Client", client_header())
+            .header("x-client-request-id", request_id)
+            .header("Accept", "application/json");
+        if let Some(token) = token {
+            req = req.header("Authorization", token.expose());
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let res = req
+            .send()
+            .await
+            .map_err(|e| ApiError::Network(without_url(e)))?;
+        let status = res.status().as_u16();
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| ApiError::Network(without_url(e)))?;
+        let json: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::Decode(format!("status {status}: {e}")))?
+        };
+        if (200..300).contains(&status) {
+            return Ok(json);
+        }
+        Err(ApiError::Coordinator {
+            code: json.get("code").and_then(Value::as_i64).unwrap_or(-1) as i32,
+            status,
+            message: json
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message")
+                .to_owned(),
+            unrecoverable: json
+                .get("unrecoverable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+}
+
+/// reqwest's errors print the URL, which carries the api key and user id but never the
+/// token; strip it anyway to keep messages short.
+fn without_url(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection refused or unreachable"
+    } else {
+        "request failed"
+    };
+    format!("{kind}: {}", e.without_url())
+}

@@ -1,0 +1,588 @@
+//! The client against a real local coordinator on loopback, using its fault switches.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confab_client::{
+    ClientOptions, ConnectError, ConnectionOptions, ConnectionState, DisconnectReason, Event,
+    Guest, ProviderError, TokenLoadError, TokenSource, User, VideoClient,
+};
+use confab_coordinator::{Claims, CoordinatorConfig, FaultCommand, RunningCoordinator};
+
+async fn coordinator() -> RunningCoordinator {
+    confab_coordinator::start(CoordinatorConfig {
+        fault_injection: true,
+        ..CoordinatorConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn options(c: &RunningCoordinator) -> ClientOptions {
+    ClientOptions::default().with_base_url(c.base_url())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A provider that signs tokens as the app's token server would, and counts its calls. Each
+/// token differs (its `exp`), as real ones do.
+fn provider(c: &RunningCoordinator, user: &str) -> (Arc<AtomicU32>, TokenSource) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let (counter, key, user) = (calls.clone(), c.signing_key(), user.to_owned());
+    let source = TokenSource::provider(move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst) as i64;
+        let token = key.sign(&Claims {
+            user_id: Some(user.clone()),
+            iat: Some(now()),
+            exp: Some(now() + 3600 + n),
+            ..Default::default()
+        });
+        async move { Ok(token) }
+    });
+    (calls, source)
+}
+
+async fn wait_for_state(
+    client: &VideoClient,
+    what: &str,
+    want: impl Fn(&ConnectionState) -> bool,
+) -> ConnectionState {
+    let mut rx = client.state();
+    let result = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let state = rx.borrow_and_update().clone();
+            if want(&state) {
+                return state;
+            }
+            if rx.changed().await.is_err() {
+                panic!("state channel closed while waiting for {what}");
+            }
+        }
+    })
+    .await;
+    result.unwrap_or_else(|_| {
+        panic!(
+            "timed out waiting for {what}; state is {:?}",
+            client.state().borrow()
+        )
+    })
+}
+
+fn connected(s: &ConnectionState) -> bool {
+    matches!(s, ConnectionState::Connected { .. })
+}
+
+fn connection_id(client: &VideoClient) -> String {
+    match &*client.state().borrow() {
+        ConnectionState::Connected { connection_id } => connection_id.clone(),
+        other => panic!("not connected: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connects_disconnects_and_keeps_one_instance_per_key_and_user() {
+    let c = coordinator().await;
+    let token = c.mint_token("alice", Some(Duration::from_secs(3600)));
+    let make = || VideoClient::new(c.api_key(), options(&c));
+    let first = VideoClient::get_or_create_instance(c.api_key(), "alice", make);
+    let me = first
+        .connect_user(
+            User::new("alice").with_name("Alice"),
+            TokenSource::token(&token),
+        )
+        .await
+        .unwrap();
+    assert_eq!(me.id, "alice");
+    assert_eq!(me.name.as_deref(), Some("Alice"));
+    assert!(connected(&first.state().borrow()));
+    assert_eq!(c.connection_count(), 1);
+
+    let again = VideoClient::get_or_create_instance(c.api_key(), "alice", || {
+        panic!("must reuse the instance")
+    });
+    assert!(again.same_instance(&first));
+    let bob = VideoClient::get_or_create_instance(c.api_key(), "bob", make);
+    assert!(!bob.same_instance(&first));
+
+    first.disconnect_user().await;
+    assert_eq!(
+        *first.state().borrow(),
+        ConnectionState::Disconnected {
+            reason: DisconnectReason::Manual
+        }
+    );
+    assert_eq!(first.user_id(), None);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(c.connection_count(), 0);
+    // Gone from the registry: a new instance is made.
+    let fresh = VideoClient::get_or_create_instance(c.api_key(), "alice", make);
+    assert!(!fresh.same_instance(&first));
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_for_another_user_fails_before_any_network_call() {
+    let client = VideoClient::new(
+        "key",
+        ClientOptions::default().with_base_url("http://127.0.0.1:9/video"),
+    );
+    let token = confab_coordinator::SigningKey::new("s").sign(&Claims {
+        user_id: Some("alice".into()),
+        ..Default::default()
+    });
+    let err = client
+        .connect_user(User::new("bob"), TokenSource::token(token))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectError::Token(TokenLoadError::Invalid(_))),
+        "{err}"
+    );
+    assert!(err.to_string().contains("alice") && err.to_string().contains("bob"));
+}
+
+#[tokio::test]
+async fn an_expired_static_token_is_refreshed_once_through_the_provider_on_the_socket() {
+    let c = coordinator().await;
+    let expired = c.signing_key().sign(&Claims {
+        user_id: Some("carol".into()),
+        iat: Some(now() - 100),
+        exp: Some(now() - 10),
+        ..Default::default()
+    });
+    let (calls, provider) = provider(&c, "carol");
+    let TokenSource::Provider(p) = provider else {
+        unreachable!()
+    };
+    let client = VideoClient::new(c.api_key(), options(&c));
+    // Static first, provider for refreshes: the static token has expired, so the client
+    // refreshes before sending it rather than waiting to be refused.
+    client
+        .connect_user(
+            User::new("carol"),
+            TokenSource::StaticThenProvider(confab_client::Token::new(expired), p),
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // The coordinator expires carol's tokens: code 40 on the socket, one refresh, reconnect.
+    let before = connection_id(&client);
+    c.inject(FaultCommand::ExpireTokens {
+        user_id: "carol".into(),
+    });
+    wait_for_state(
+        &client,
+        "a new connection",
+        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
+    )
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_code_40_requests_cause_exactly_one_provider_call() {
+    let c = coordinator().await;
+    let host = VideoClient::new(c.api_key(), options(&c));
+    host.connect_user(
+        User::new("host"),
+        TokenSource::token(c.mint_token("host", None)),
+    )
+    .await
+    .unwrap();
+    host.call("livestream", "show")
+        .get_or_create(None)
+        .await
+        .unwrap();
+
+    let first = c.signing_key().sign(&Claims {
+        user_id: Some("!anon".into()),
+        call_cids: Some(vec!["livestream:show".into()]),
+        exp: Some(now() + 3600),
+        ..Default::default()
+    });
+    let calls = Arc::new(AtomicU32::new(0));
+    let (counter, key) = (calls.clone(), c.signing_key());
+    let source = TokenSource::token(first).with_provider(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let token = key.sign(&Claims {
+            user_id: Some("!anon".into()),
+            call_cids: Some(vec!["livestream:show".into()]),
+            exp: Some(now() + 7200),
+            ..Default::default()
+        });
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(token)
+        }
+    });
+    let viewer = VideoClient::new(c.api_key(), options(&c));
+    viewer.connect_anonymous(Some(source)).await.unwrap();
+    viewer.call("livestream", "show").get().await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // Every token the viewer used is now expired at the coordinator: 10 requests at once all
+    // see code 40, and share one refresh.
+    c.inject(FaultCommand::ExpireTokens {
+        user_id: "!anon".into(),
+    });
+    let results = futures_util::future::join_all((0..10).map(|_| {
+        let viewer = viewer.clone();
+        async move { viewer.call("livestream", "show").get().await }
+    }))
+    .await;
+    for r in &results {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Another call stays refused, with Stream's code kept.
+    let err = viewer.call("livestream", "other").get().await.unwrap_err();
+    assert!(matches!(err.code(), Some(16) | Some(17)), "{err}");
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn provider_failures_surface_with_their_cause_and_retries_report_every_attempt_in_order() {
+    let c = coordinator().await;
+    let attempt = Arc::new(AtomicU32::new(0));
+    let a = attempt.clone();
+    let source = TokenSource::provider(move || {
+        let n = a.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { Err(ProviderError::new(format!("auth server down (try {n})"))) }
+    });
+    type Report = Option<(ConnectError, Vec<ConnectError>)>;
+    let reported: Arc<Mutex<Report>> = Arc::default();
+    let sink = reported.clone();
+    let mut opts = options(&c)
+        .with_max_connect_user_retries(3)
+        .on_connect_user_error(move |last, all| {
+            *sink.lock().unwrap() = Some((last.clone(), all.to_vec()));
+        });
+    opts.tokens.max_refresh_attempts = 1;
+    let client = VideoClient::new(c.api_key(), opts);
+    let err = client
+        .connect_user(User::new("dave"), source)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("auth server down (try 3)"),
+        "{err}"
+    );
+
+    let (last, all) = reported
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("on_connect_user_error was called");
+    assert_eq!(all.len(), 3);
+    for (i, e) in all.iter().enumerate() {
+        assert!(
+            e.to_string().contains(&format!("(try {})", i + 1)),
+            "attempt {i}: {e}"
+        );
+    }
+    assert_eq!(last, all[2]);
+
+    // Refusals by the coordinator are reported the same way, with their code.
+    c.inject(FaultCommand::RefuseConnects {
+        code: 43,
+        count: None,
+    });
+    let reported2: Arc<Mutex<Vec<ConnectError>>> = Arc::default();
+    let sink = reported2.clone();
+    let client = VideoClient::new(
+        c.api_key(),
+        options(&c)
+            .with_max_connect_user_retries(2)
+            .on_connect_user_error(move |_, all| {
+                *sink.lock().unwrap() = all.to_vec();
+            }),
+    );
+    let err = client
+        .connect_user(
+            User::new("erin"),
+            TokenSource::token(c.mint_token("erin", None)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(43));
+    assert_eq!(
+        reported2
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.code())
+            .collect::<Vec<_>>(),
+        [Some(43), Some(43)]
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_socket_and_a_restarted_coordinator_are_reconnected() {
+    let dir = tempfile_dir();
+    let config = |addr| CoordinatorConfig {
+        addr,
+        data_dir: Some(dir.clone()),
+        fault_injection: true,
+        ..CoordinatorConfig::default()
+    };
+    let c = confab_coordinator::start(config("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = c.local_addr();
+    let client = VideoClient::new(c.api_key(), options(&c));
+    client
+        .connect_user(
+            User::new("frank"),
+            TokenSource::token(c.mint_token("frank", None)),
+        )
+        .await
+        .unwrap();
+    let mut events = client.events();
+
+    let before = connection_id(&client);
+    c.inject(FaultCommand::DropSockets {
+        user_id: Some("frank".into()),
+    });
+    wait_for_state(&client, "reconnecting", |s| {
+        matches!(s, ConnectionState::Reconnecting { attempt: 1, .. })
+    })
+    .await;
+    wait_for_state(
+        &client,
+        "connected again",
+        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
+    )
+    .await;
+    let online = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(Event::ConnectionChanged { online: true }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        online.is_ok(),
+        "connection.changed {{online: true}} after reconnecting"
+    );
+
+    // The whole coordinator goes away and comes back on the same port and data.
+    let before = connection_id(&client);
+    c.shutdown().await;
+    wait_for_state(&client, "reconnecting", |s| !connected(s)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let c = confab_coordinator::start(config(addr)).await.unwrap();
+    wait_for_state(
+        &client,
+        "connected to the restarted coordinator",
+        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
+    )
+    .await;
+    c.shutdown().await;
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "confab-client-test-{}-{}",
+        std::process::id(),
+        now()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_detected_and_replaced() {
+    let c = coordinator().await;
+    let mut connection = ConnectionOptions::default();
+    connection.ping_interval = Duration::from_millis(100);
+    connection.silence_timeout = Duration::from_millis(400);
+    let client = VideoClient::new(c.api_key(), options(&c).with_connection(connection));
+    client
+        .connect_user(
+            User::new("grace"),
+            TokenSource::token(c.mint_token("grace", None)),
+        )
+        .await
+        .unwrap();
+
+    // Healthy: health checks are answered, the socket stays.
+    let before = connection_id(&client);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(connection_id(&client), before);
+
+    // The coordinator stops answering: within the silence timeout the client reconnects.
+    c.inject(FaultCommand::IgnoreHealthChecks { ignore: true });
+    let started = std::time::Instant::now();
+    wait_for_state(&client, "reconnecting", |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "detected in {:?}",
+        started.elapsed()
+    );
+    c.inject(FaultCommand::IgnoreHealthChecks { ignore: false });
+    wait_for_state(
+        &client,
+        "connected again",
+        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
+    )
+    .await;
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_later_user_never_gets_the_previous_users_credentials() {
+    let c = coordinator().await;
+    let client = VideoClient::new(c.api_key(), options(&c));
+    let (alice_calls, alice_provider) = provider(&c, "alice");
+    client
+        .connect_user(User::new("alice"), alice_provider)
+        .await
+        .unwrap();
+    assert_eq!(alice_calls.load(Ordering::SeqCst), 1);
+
+    // Another user while alice is connected: a clear error, nothing changed.
+    let err = client
+        .connect_user(
+            User::new("bob"),
+            TokenSource::token(c.mint_token("bob", None)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectError::AnotherUserConnected { .. }),
+        "{err}"
+    );
+
+    client.disconnect_user().await;
+    client
+        .connect_user(
+            User::new("bob"),
+            TokenSource::token(c.mint_token("bob", None)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.user_id().as_deref(), Some("bob"));
+
+    // Bob's token expires: bob has no provider, so the client stops; alice's provider is
+    // never asked.
+    c.inject(FaultCommand::ExpireTokens {
+        user_id: "bob".into(),
+    });
+    let state = wait_for_state(&client, "stopped", |s| {
+        matches!(s, ConnectionState::Disconnected { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            state,
+            ConnectionState::Disconnected {
+                reason: DisconnectReason::TokenUnavailable(_)
+            }
+        ),
+        "{state:?}"
+    );
+    assert_eq!(alice_calls.load(Ordering::SeqCst), 1);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn guests_and_call_events_between_two_clients() {
+    let c = coordinator().await;
+    let host = VideoClient::new(c.api_key(), options(&c));
+    host.connect_user(
+        User::new("host"),
+        TokenSource::token(c.mint_token("host", None)),
+    )
+    .await
+    .unwrap();
+    let guest = VideoClient::new(c.api_key(), options(&c));
+    let me = guest
+        .connect_guest(Guest {
+            id: Some("kim-guest".into()),
+            name: Some("Kim".into()),
+            ..Guest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (me.id.as_str(), me.role.as_str(), me.name.as_deref()),
+        ("kim-guest", "guest", Some("Kim"))
+    );
+
+    let call = host.call("default", "room");
+    let created = call.get_or_create(None).await.unwrap();
+    assert!(created.created);
+    assert!(created.can("join-call"));
+    let mut host_events = host.events();
+    let joined = guest.call("default", "room").join(false).await.unwrap();
+    assert!(joined.credentials.is_some());
+    let event = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if let Ok(Event::ParticipantJoined(e)) = host_events.recv().await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the host sees the guest join");
+    assert_eq!(event.call_cid, "default:room");
+    assert_eq!(event.participant.user.id, "kim-guest");
+
+    guest.call("default", "room").leave().await.unwrap();
+    let left = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if let Ok(Event::ParticipantLeft(e)) = host_events.recv().await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the host sees the guest leave");
+    assert_eq!(left.participant.user.id, "kim-guest");
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn connect_retries_wait_streams_intervals() {
+    // Nothing listens on this port: every attempt fails at once, so only the waits between
+    // attempts take (virtual) time.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let client = VideoClient::new(
+        "key",
+        ClientOptions::default()
+            .with_base_url(format!("http://127.0.0.1:{port}/video"))
+            .with_max_connect_user_retries(4),
+    );
+    let token = confab_coordinator::SigningKey::new("s").sign(&Claims {
+        user_id: Some("ivan".into()),
+        ..Default::default()
+    });
+    let started = tokio::time::Instant::now();
+    let err = client
+        .connect_user(User::new("ivan"), TokenSource::token(token))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Network(_)), "{err}");
+    let waited = started.elapsed();
+    // Three waits: retryInterval(0), (1), (2) = [250, 500) + [250, 2500) + [2000, 4500) ms.
+    assert!(
+        waited >= Duration::from_millis(2500) && waited < Duration::from_millis(7500),
+        "{waited:?}"
+    );
+}
