@@ -16,6 +16,9 @@ const repoRoot = path.resolve(here, '..', '..');
 export const coordinatorBin =
   process.env.CONFAB_COORDINATOR ?? path.join(repoRoot, 'target', 'debug', 'confab-coordinator');
 
+export const callWatcherBin =
+  process.env.CONFAB_CALL_WATCHER ?? path.join(repoRoot, 'target', 'debug', 'examples', 'call_watcher');
+
 const require = createRequire(import.meta.url);
 export const { StreamVideoClient } = require('@stream-io/video-client');
 export const WebSocket = require('ws');

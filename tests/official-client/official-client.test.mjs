@@ -1,9 +1,11 @@
 // Stream's official @stream-io/video-client 1.60.0, unchanged, against confab-coordinator.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import readline from 'node:readline';
 import { after, before, test } from 'node:test';
 
-import { Coordinator, StreamVideoClient, sleep, waitFor } from './coordinator.mjs';
+import { Coordinator, StreamVideoClient, callWatcherBin, sleep, waitFor } from './coordinator.mjs';
 
 // The official client leaves a rejection unhandled when the server refuses a connect for good
 // (see the protocol reference). node:test would pin it on whichever test runs at that moment,
@@ -224,6 +226,44 @@ test('call get-or-create, get and join', { timeout: 20000 }, async () => {
   const event = await seen;
   assert.equal(event.participant.user.id, 'heidi');
   await Promise.all([host.disconnectUser(), ivan.disconnectUser()]);
+});
+
+test('the official client and the Rust client see each other\'s call events', { timeout: 20000 }, async () => {
+  const alice = client();
+  await alice.connectUser({ id: 'alice-js' }, await coordinator.token('alice-js'));
+  const call = alice.call('default', 'mixed');
+  await call.getOrCreate();
+
+  const rust = spawn(callWatcherBin, [
+    '--base-url', coordinator.baseURL, '--api-key', coordinator.apiKey,
+    '--user', 'bob-rust', '--token', await coordinator.token('bob-rust'), '--call', 'default:mixed',
+  ], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [];
+  readline.createInterface({ input: rust.stdout }).on('line', (line) => lines.push(JSON.parse(line)));
+  const seen = (pred) => waitFor('a line from the Rust client', () => lines.find(pred));
+  try {
+    await seen((l) => l.event === 'watching' && l.call_cid === 'default:mixed');
+
+    // Rust joins: the official client hears it.
+    const heard = new Promise((resolve) => {
+      const off = alice.on('call.session_participant_joined', (e) => {
+        if (e.participant.user.id === 'bob-rust') {
+          off();
+          resolve(e);
+        }
+      });
+    });
+    rust.stdin.write('join\n');
+    assert.equal((await heard).call_cid, 'default:mixed');
+
+    // The official client joins: the Rust client hears it.
+    await call.doJoinRequest({});
+    const line = await seen((l) => l.event === 'call.session_participant_joined' && l.user_id === 'alice-js');
+    assert.equal(line.call_cid, 'default:mixed');
+  } finally {
+    rust.stdin.end();
+    await new Promise((resolve) => rust.once('exit', resolve));
+  }
 });
 
 test('no unhandled rejections escaped except the known permanent-refusal one', { timeout: 20000 }, async () => {
