@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -23,6 +23,10 @@ use crate::token_manager::{TokenLoadError, TokenManager};
 use crate::user::{ConnectedUser, User};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+/// Events carry whole call objects; 4 MiB leaves room for large member lists.
+const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 /// The reason the official client gives when it closes the socket on purpose.
 pub const MANUAL_CLOSE_REASON: &str = "Manually closed connection by calling client.disconnect()";
@@ -153,9 +157,17 @@ impl Handshake {
     ) -> Result<(Socket, Connected), ConnectError> {
         let limit = self.options.handshake_timeout;
         let attempt = async {
-            let (mut socket, _) = tokio_tungstenite::connect_async(self.url.as_str())
-                .await
-                .map_err(|e| ConnectError::Network(e.to_string()))?;
+            // Coordinator frames are small JSON: small buffers (tungstenite's defaults are
+            // 128 KiB each) and no Nagle delay.
+            let config = WebSocketConfig::default()
+                .read_buffer_size(SOCKET_BUFFER_BYTES)
+                .write_buffer_size(SOCKET_BUFFER_BYTES)
+                .max_message_size(Some(MAX_FRAME_BYTES))
+                .max_frame_size(Some(MAX_FRAME_BYTES));
+            let (mut socket, _) =
+                tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), true)
+                    .await
+                    .map_err(|e| ConnectError::Network(e.to_string()))?;
             let auth = json!({
                 "token": token.expose(),
                 "products": ["video"],

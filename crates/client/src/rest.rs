@@ -67,18 +67,29 @@ pub struct RestClient {
     http: reqwest::Client,
     base_url: String,
     api_key: String,
+    timeout: Duration,
+}
+
+/// One HTTP client for the whole process: it holds the connection pool and the TLS roots
+/// (about a megabyte), which every `VideoClient` can share.
+fn shared_http() -> reqwest::Client {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
+    .clone()
 }
 
 impl RestClient {
     pub fn new(base_url: &str, api_key: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         Self {
-            http,
+            http: shared_http(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
+            timeout,
         }
     }
 
@@ -171,6 +182,7 @@ impl RestClient {
             .http
             .request(method.clone(), format!("{}{}", self.base_url, path))
             .query(&params)
+            .timeout(self.timeout)
             .header("stream-auth-type", auth_type)
             .header("X-Stream-Client", client_header())
             .header("x-client-request-id", request_id)

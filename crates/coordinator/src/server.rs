@@ -205,6 +205,10 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     let app = router(state.clone(), config.dev_token_endpoint);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // Small frames both ways: send each at once rather than waiting to batch (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stop_rx.await;
         });
