@@ -68,12 +68,18 @@ impl Call {
         format!("/call/{}/{}{suffix}", self.call_type, self.id)
     }
 
+    /// Reads the call; a connected user also starts receiving its events.
     pub async fn get(&self) -> Result<CallResponse, ApiError> {
-        decode(
-            self.client
-                .request(reqwest::Method::GET, &self.path(""), &[], None)
-                .await?,
-        )
+        let answer = self
+            .client
+            .request(reqwest::Method::GET, &self.path(""), &[], None)
+            .await?;
+        self.watched(decode(answer)?)
+    }
+
+    fn watched(&self, answer: CallResponse) -> Result<CallResponse, ApiError> {
+        self.client.mark_watched(&self.cid());
+        Ok(answer)
     }
 
     /// Creates the call if needed. `data` is Stream's `{members, custom, ...}`.
@@ -82,21 +88,21 @@ impl Call {
             Some(data) => json!({"data": data}),
             None => json!({}),
         };
-        decode(
-            self.client
-                .request(reqwest::Method::POST, &self.path(""), &[], Some(&body))
-                .await?,
-        )
+        let answer = self
+            .client
+            .request(reqwest::Method::POST, &self.path(""), &[], Some(&body))
+            .await?;
+        self.watched(decode(answer)?)
     }
 
     /// The coordinator half of joining.
     pub async fn join(&self, create: bool) -> Result<CallResponse, ApiError> {
         let body = json!({"create": create, "location": "LCL", "e2ee": false});
-        decode(
-            self.client
-                .request(reqwest::Method::POST, &self.path("/join"), &[], Some(&body))
-                .await?,
-        )
+        let answer = self
+            .client
+            .request(reqwest::Method::POST, &self.path("/join"), &[], Some(&body))
+            .await?;
+        self.watched(decode(answer)?)
     }
 
     /// Ends this user's participation (local coordinators; Stream learns it from the SFU).

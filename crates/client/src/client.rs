@@ -136,6 +136,9 @@ struct Inner {
     state: Arc<watch::Sender<ConnectionState>>,
     events: broadcast::Sender<Event>,
     rng: StdMutex<fastrand::Rng>,
+    /// Calls whose events this user receives; watched again after every reconnect, since a
+    /// new connection starts with no watches.
+    watched: StdMutex<std::collections::BTreeSet<String>>,
 }
 
 #[derive(Clone)]
@@ -178,6 +181,7 @@ impl VideoClient {
                 state: Arc::new(state),
                 events,
                 rng: StdMutex::new(fastrand::Rng::new()),
+                watched: StdMutex::default(),
             }),
         }
     }
@@ -401,6 +405,7 @@ impl VideoClient {
                     connection: Some(Arc::new(handle)),
                 }));
                 self.register(&user.id);
+                self.spawn_rewatch(connected.connection_id.clone());
                 Ok::<_, ConnectError>(connected.me)
             }
             .await;
@@ -425,6 +430,60 @@ impl VideoClient {
         }
         let last = errors.pop().expect("at least one attempt was made");
         Err(self.report(last, errors))
+    }
+
+    /// After each reconnect, watches the calls this user watched before.
+    fn spawn_rewatch(&self, first_connection_id: String) {
+        let weak = Arc::downgrade(&self.inner);
+        let mut state = self.inner.state.subscribe();
+        tokio::spawn(async move {
+            let mut last = first_connection_id;
+            while state.changed().await.is_ok() {
+                let current = state.borrow_and_update().clone();
+                match current {
+                    ConnectionState::Connected { connection_id } if connection_id != last => {
+                        last = connection_id;
+                        let Some(inner) = weak.upgrade() else { return };
+                        let client = VideoClient { inner };
+                        if let Err(e) = client.rewatch().await {
+                            tracing::warn!(target: "client", error = %e, "could not watch calls again after reconnecting");
+                        }
+                    }
+                    ConnectionState::Disconnected { .. } | ConnectionState::Idle => return,
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    async fn rewatch(&self) -> Result<(), ApiError> {
+        let cids: Vec<String> = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        if cids.is_empty() {
+            return Ok(());
+        }
+        let body = json!({"filter_conditions": {"cid": {"$in": cids}}, "watch": true, "limit": cids.len()});
+        self.request(reqwest::Method::POST, "/calls", &[], Some(&body))
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers that the user watches a call (requests made with a connection id do).
+    pub(crate) fn mark_watched(&self, cid: &str) {
+        let has_socket = self.session().is_some_and(|s| s.connection.is_some());
+        if has_socket {
+            self.inner
+                .watched
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(cid.to_owned());
+        }
     }
 
     fn report(&self, last: ConnectError, mut earlier: Vec<ConnectError>) -> ConnectError {
@@ -467,6 +526,11 @@ impl VideoClient {
             connection.close(Duration::from_secs(1)).await;
         }
         self.set_session(None);
+        self.inner
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let key = registry_key(&self.inner.api_key, &session.user_id);
         let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
         if map

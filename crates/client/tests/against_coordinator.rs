@@ -376,6 +376,48 @@ async fn a_dropped_socket_and_a_restarted_coordinator_are_reconnected() {
         "connection.changed {{online: true}} after reconnecting"
     );
 
+    // Calls watched before a drop are watched again: their events still arrive.
+    client
+        .call("default", "after-drop")
+        .get_or_create(None)
+        .await
+        .unwrap();
+    let before = connection_id(&client);
+    c.inject(FaultCommand::DropSockets {
+        user_id: Some("frank".into()),
+    });
+    wait_for_state(
+        &client,
+        "connected again",
+        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // the re-watch request
+    let other = VideoClient::new(c.api_key(), options(&c));
+    other
+        .connect_user(
+            User::new("gina"),
+            TokenSource::token(c.mint_token("gina", None)),
+        )
+        .await
+        .unwrap();
+    other
+        .call("default", "after-drop")
+        .join(false)
+        .await
+        .unwrap();
+    let joined = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if let Ok(Event::ParticipantJoined(e)) = events.recv().await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("events of a call watched before the reconnect");
+    assert_eq!(joined.participant.user.id, "gina");
+    other.disconnect_user().await;
+
     // The whole coordinator goes away and comes back on the same port and data.
     let before = connection_id(&client);
     c.shutdown().await;
