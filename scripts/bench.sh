@@ -3,6 +3,7 @@
 #   scripts/bench.sh              all of them
 #   scripts/bench.sh coordinator  the coordinator's sockets benchmark
 #   scripts/bench.sh client       the client's connect/recovery/memory benchmark
+#   scripts/bench.sh logging      the cost of a filtered-out log call
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -14,4 +15,7 @@ fi
 if [ "$which" = all ] || [ "$which" = client ]; then
   [ -d tests/official-client/node_modules ] || npm ci --prefix tests/official-client --no-audit --no-fund
   cargo bench --locked -p confab-client --bench connect
+fi
+if [ "$which" = all ] || [ "$which" = logging ]; then
+  cargo bench --locked -p confab-logging --bench filtered
 fi

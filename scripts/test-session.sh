@@ -38,6 +38,7 @@ if pid=$(pgrep -u "$(id -u)" -n gnome-keyring-d); then pids+=("$pid"); fi
 
 echo "== cargo test"
 cargo test --workspace --locked
+cargo test -p confab-logging --all-features --locked
 
 # Node runs each file in its own process: the official JS client against confab-coordinator,
 # and the end-to-end tests in the real window.

@@ -11,6 +11,8 @@ echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The Sentry sink is behind a feature; lint and test it too.
+cargo clippy -p confab-logging --all-targets --all-features --locked -- -D warnings
 echo "== build"
 cargo build --workspace --all-targets --locked
 

@@ -1,7 +1,13 @@
 // tauri-build reads tauri.conf.json beside Cargo.toml, checks the capabilities and writes the
 // access-control list the app embeds. Each app command gets its own allow-/deny- permission.
 fn main() {
-    let manifest = tauri_build::AppManifest::new().commands(&["app_info", "ping"]);
+    let manifest = tauri_build::AppManifest::new().commands(&[
+        "app_info",
+        "ping",
+        "log_levels",
+        "set_log_level",
+        "export_diagnostics",
+    ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .expect("tauri-build failed: check tauri.conf.json and the capabilities in it");
 }

@@ -10,6 +10,8 @@ pub enum CommandError {
     InvalidInput(String),
     #[error("the app could not reach its window: {0}")]
     Bridge(String),
+    #[error("{0}")]
+    Io(String),
 }
 
 impl CommandError {
@@ -17,6 +19,7 @@ impl CommandError {
         match self {
             CommandError::InvalidInput(_) => "invalid_input",
             CommandError::Bridge(_) => "bridge_failed",
+            CommandError::Io(_) => "io_failed",
         }
     }
 }

@@ -5,27 +5,29 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod diagnostics;
 mod error;
 mod local_mode;
 
 use tauri::Manager;
 
-use tracing_subscriber::EnvFilter;
-
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("CONFAB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    diagnostics::init_logging();
 
     let result = tauri::Builder::default()
         .setup(|app| {
+            app.manage(diagnostics::attach_files(app.handle())?);
             let local = local_mode::start(app.handle())?;
             app.manage(local);
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![commands::app_info, commands::ping])
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::ping,
+            diagnostics::log_levels,
+            diagnostics::set_log_level,
+            diagnostics::export_diagnostics,
+        ])
         .run(tauri::generate_context!());
     if let Err(e) = result {
         eprintln!("confab: could not start the window: {e}");

@@ -55,7 +55,54 @@ async function selfCheck() {
 
 $('self-check').addEventListener('click', selfCheck);
 
-showAppInfo()
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
+
+// One row per scope: a level picker; scopes other than `default` can follow `default`.
+function renderLevels(levels) {
+  const body = $('log-levels');
+  body.replaceChildren();
+  for (const { scope, level, own } of levels) {
+    const row = document.createElement('tr');
+    const name = document.createElement('th');
+    name.scope = 'row';
+    name.textContent = scope;
+    const cell = document.createElement('td');
+    const select = document.createElement('select');
+    select.id = `level-${scope}`;
+    select.setAttribute('aria-label', `Log level for ${scope}`);
+    if (scope !== 'default') {
+      select.add(new Option(`as default (${level})`, ''));
+    }
+    for (const l of LEVELS) select.add(new Option(l, l));
+    select.value = scope === 'default' || own ? level : '';
+    select.addEventListener('change', async () => {
+      try {
+        renderLevels(await invoke('set_log_level', { scope, level: select.value || null }));
+        $(`level-${scope}`).focus();
+      } catch (err) {
+        $('export-result').textContent = describeError(err);
+      }
+    });
+    cell.append(select);
+    row.append(name, cell);
+    body.append(row);
+  }
+}
+
+$('export-diagnostics').addEventListener('click', async () => {
+  const result = $('export-result');
+  try {
+    const path = await invoke('export_diagnostics');
+    result.textContent = `Saved to ${path}`;
+    result.dataset.state = 'ok';
+    result.dataset.path = path;
+  } catch (err) {
+    result.textContent = `Export failed: ${describeError(err)}`;
+    result.dataset.state = 'error';
+  }
+});
+
+Promise.all([showAppInfo(), invoke('log_levels').then(renderLevels)])
   .catch((err) => {
     $('mode').textContent = 'Backend unavailable';
     $('mode').dataset.state = 'error';

@@ -72,3 +72,43 @@ test('errors reach the page as {code, message} and ungranted commands are refuse
     assert.match(refused, /not allowed/i);
   });
 });
+
+test('the diagnostics panel changes a scope\'s level and exports diagnostics without secrets', async (t) => {
+  await withApp(t, async (app) => {
+    assert.equal(await app.attribute('#level-default', 'value'), 'warn');
+    assert.equal(await app.attribute('#level-connection', 'value'), '');
+
+    // Default to info, so the panel's own changes are logged; then "debug" for connection.
+    await app.click('#level-default option[value="info"]');
+    await waitFor('default to apply', async () => (await app.attribute('#level-default', 'value')) === 'info');
+    await app.click('#level-connection option[value="debug"]');
+    await waitFor('the level to apply', async () =>
+      (await app.attribute('#level-connection', 'value')) === 'debug');
+    const levels = await app.evalAsync(`return await window.__TAURI__.core.invoke('log_levels');`);
+    assert.deepEqual(levels.find((l) => l.scope === 'connection'), { scope: 'connection', level: 'debug', own: true });
+
+    // Back to following default.
+    await app.click('#level-connection option[value=""]');
+    await waitFor('the reset to apply', async () => {
+      const now = await app.evalAsync(`return await window.__TAURI__.core.invoke('log_levels');`);
+      return now.find((l) => l.scope === 'connection').own === false;
+    });
+
+    // A bad scope is refused with {code, message}.
+    const bad = await app.evalAsync(`
+      try { await window.__TAURI__.core.invoke('set_log_level', { scope: 'nope', level: 'debug' }); return null; }
+      catch (err) { return err; }`);
+    assert.equal(bad.code, 'invalid_input');
+    assert.match(bad.message, /no log scope "nope"/);
+
+    await app.click('#export-diagnostics');
+    const file = await waitFor('the export', () => app.attribute('#export-result', 'data-path'));
+    const exported = JSON.parse(await readFile(file, 'utf8'));
+    assert.equal(exported.app, 'Confab');
+    assert.equal(exported.version, await packageVersion());
+    assert.ok(exported.recent_logs.some((l) => l.includes('log level changed')), 'recent logs are included');
+    assert.ok(exported.log_levels.length >= 5);
+    const text = JSON.stringify(exported);
+    assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/, 'no token in the export');
+  });
+});

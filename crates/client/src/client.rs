@@ -41,12 +41,27 @@ impl Default for DevicePersistenceOptions {
     }
 }
 
-/// Log levels per scope (applied by the logging layer).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Levels and sinks per scope, applied to the process-wide logger system when a client is
+/// constructed (see `confab_logging`).
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct LogOptions {
-    /// `("default" | scope, level)`, levels as `trace`..`error`.
-    pub levels: Vec<(String, String)>,
+    pub scopes: Vec<(String, confab_logging::ScopeConfig)>,
+}
+
+impl LogOptions {
+    pub fn scope(mut self, scope: impl Into<String>, config: confab_logging::ScopeConfig) -> Self {
+        self.scopes.push((scope.into(), config));
+        self
+    }
+}
+
+impl std::fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.scopes.iter().map(|(s, _)| s))
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -104,6 +119,11 @@ impl ClientOptions {
 
     pub fn with_tokens(mut self, tokens: TokenOptions) -> Self {
         self.tokens = tokens;
+        self
+    }
+
+    pub fn with_log(mut self, log: LogOptions) -> Self {
+        self.log = log;
         self
     }
 }
@@ -168,6 +188,9 @@ impl VideoClient {
     /// A client with no user yet.
     pub fn new(api_key: impl Into<String>, options: ClientOptions) -> Self {
         let api_key = api_key.into();
+        if !options.log.scopes.is_empty() {
+            confab_logging::configure_loggers(options.log.scopes.clone());
+        }
         let rest = RestClient::new(&options.base_url, &api_key, options.request_timeout);
         let (state, _) = watch::channel(ConnectionState::Idle);
         let (events, _) = broadcast::channel(256);

@@ -362,7 +362,9 @@ impl SocketTask {
                             }
                             continue;
                         }
-                        let _ = self.events.send(Event::from_frame(raw));
+                        let event = Event::from_frame(raw);
+                        tracing::trace!(target: "event-dispatcher", event_type = event.event_type(), call_cid = event.call_cid(), "event");
+                        let _ = self.events.send(event);
                     }
                     Some(Ok(Message::Close(frame))) => {
                         return Ended::Lost(format!("closed by the server ({})", frame.map(|f| u16::from(f.code)).unwrap_or(1005)));

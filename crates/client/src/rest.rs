@@ -193,11 +193,25 @@ impl RestClient {
         if let Some(body) = body {
             req = req.json(body);
         }
+        let started = std::time::Instant::now();
         let res = req
             .send()
             .await
-            .map_err(|e| ApiError::Network(without_url(e)))?;
+            .map_err(|e| {
+                let e = ApiError::Network(without_url(e));
+                tracing::debug!(target: "api-client", %method, path, request_id, error = %e, "request failed");
+                e
+            })?;
         let status = res.status().as_u16();
+        tracing::debug!(
+            target: "api-client",
+            %method,
+            path,
+            status,
+            request_id,
+            took_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
         let bytes = res
             .bytes()
             .await

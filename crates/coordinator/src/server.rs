@@ -192,6 +192,8 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         addr: config.addr,
         source,
     })?;
+    // Whatever logs it, the app secret never reaches a log sink.
+    confab_logging::redact::register_secret(&secret);
     let state = Arc::new(AppState {
         api_key,
         signing: SigningKey::new(secret),
