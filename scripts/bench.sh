@@ -4,6 +4,7 @@
 #   scripts/bench.sh coordinator  the coordinator's sockets benchmark
 #   scripts/bench.sh client       the client's connect/recovery/memory benchmark
 #   scripts/bench.sh logging      the cost of a filtered-out log call
+#   scripts/bench.sh devices      the camera preview path
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -18,4 +19,7 @@ if [ "$which" = all ] || [ "$which" = client ]; then
 fi
 if [ "$which" = all ] || [ "$which" = logging ]; then
   cargo bench --locked -p confab-logging --bench filtered
+fi
+if [ "$which" = all ] || [ "$which" = devices ]; then
+  cargo bench --locked -p confab-devices --bench preview
 fi

@@ -24,11 +24,15 @@ mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME"
 pulseaudio -n --daemonize=no --exit-idle-time=-1 --disable-shm=yes \
   --load=module-native-protocol-unix \
   --load="module-null-sink sink_name=confab_speaker sink_properties=device.description=Confab-Test-Speaker" \
-  --load="module-null-source source_name=confab_mic source_properties=device.description=Confab-Test-Microphone" \
+  --load="module-null-source source_name=confab_mic description=Confab-Test-Microphone" \
   --load=module-always-sink >"$XDG_RUNTIME_DIR/pulse.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done
 pactl info >/dev/null || { echo "PulseAudio did not start:"; cat "$XDG_RUNTIME_DIR/pulse.log"; exit 1; }
+# The device tests that need real audio devices run only where this is set.
+export CONFAB_AUDIO_TESTS=1
+# The app and tests use the fake test-pattern camera and tone microphone (there is no camera).
+export CONFAB_FAKE_DEVICES=1
 
 # gnome-keyring with a fresh random password (an empty one creates no login collection).
 keyring_password=$(head -c 24 /dev/urandom | base64)

@@ -7,6 +7,13 @@ fn main() {
         "log_levels",
         "set_log_level",
         "export_diagnostics",
+        "list_devices",
+        "select_device",
+        "start_preview",
+        "stop_preview",
+        "start_mic_meter",
+        "stop_mic_meter",
+        "play_test_tone",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .expect("tauri-build failed: check tauri.conf.json and the capabilities in it");

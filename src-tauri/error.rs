@@ -12,6 +12,8 @@ pub enum CommandError {
     Bridge(String),
     #[error("{0}")]
     Io(String),
+    #[error("{0}")]
+    Device(String),
 }
 
 impl CommandError {
@@ -20,6 +22,7 @@ impl CommandError {
             CommandError::InvalidInput(_) => "invalid_input",
             CommandError::Bridge(_) => "bridge_failed",
             CommandError::Io(_) => "io_failed",
+            CommandError::Device(_) => "device_unavailable",
         }
     }
 }

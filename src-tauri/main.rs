@@ -5,6 +5,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod devices;
 mod diagnostics;
 mod error;
 mod local_mode;
@@ -19,6 +20,7 @@ fn main() {
             app.manage(diagnostics::attach_files(app.handle())?);
             let local = local_mode::start(app.handle())?;
             app.manage(local);
+            app.manage(devices::start(app.handle())?);
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -27,6 +29,13 @@ fn main() {
             diagnostics::log_levels,
             diagnostics::set_log_level,
             diagnostics::export_diagnostics,
+            devices::list_devices,
+            devices::select_device,
+            devices::start_preview,
+            devices::stop_preview,
+            devices::start_mic_meter,
+            devices::stop_mic_meter,
+            devices::play_test_tone,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

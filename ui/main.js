@@ -55,6 +55,71 @@ async function selfCheck() {
 
 $('self-check').addEventListener('click', selfCheck);
 
+// Devices: pickers, the camera preview (raw frames over a channel) and the microphone meter.
+const { Channel } = window.__TAURI__.core;
+
+async function refreshDevices() {
+  const { devices, selection } = await invoke('list_devices');
+  for (const kind of ['camera', 'microphone', 'speaker']) {
+    const select = $(`pick-${kind}`);
+    select.replaceChildren(...devices
+      .filter((d) => d.kind === kind)
+      .map((d) => new Option(d.label, d.key)));
+    select.value = selection.selected[kind] ?? 'default';
+  }
+}
+
+function startPreview() {
+  const canvas = $('preview');
+  const ctx = canvas.getContext('2d');
+  const frames = new Channel();
+  frames.onmessage = (message) => {
+    const buffer = message instanceof ArrayBuffer ? message : new Uint8Array(message).buffer;
+    const header = new DataView(buffer, 0, 16);
+    const width = header.getUint32(0, true);
+    const height = header.getUint32(4, true);
+    const pixels = new Uint8ClampedArray(buffer, 16, width * height * 4);
+    if (canvas.width !== width || canvas.height !== height) {
+      canvas.width = width;
+      canvas.height = height;
+    }
+    ctx.putImageData(new ImageData(pixels, width, height), 0, 0);
+    canvas.dataset.frames = String(Number(canvas.dataset.frames ?? 0) + 1);
+  };
+  return invoke('start_preview', { frames, width: 320, height: 180, fps: 30 });
+}
+
+async function startDevices() {
+  await refreshDevices();
+  for (const kind of ['camera', 'microphone', 'speaker']) {
+    $(`pick-${kind}`).addEventListener('change', async (e) => {
+      try {
+        await invoke('select_device', { kind, key: e.target.value });
+        if (kind === 'camera') await startPreview();
+        if (kind === 'microphone') await invoke('start_mic_meter');
+        $('devices-status').textContent = '';
+      } catch (err) {
+        $('devices-status').textContent = describeError(err);
+      }
+    });
+  }
+  await listen('confab:mic-level', (event) => {
+    $('mic-level').value = Math.max(-60, event.payload.rms_dbfs);
+  });
+  await listen('confab:device', () => refreshDevices());
+  $('test-tone').addEventListener('click', async () => {
+    try {
+      await invoke('play_test_tone');
+      $('devices-status').textContent = 'Played a test sound';
+    } catch (err) {
+      $('devices-status').textContent = `No sound: ${describeError(err)}`;
+    }
+  });
+  // A missing camera or microphone is reported, not fatal.
+  await startPreview().catch((err) => { $('devices-status').textContent = describeError(err); });
+  await invoke('start_mic_meter').catch((err) => { $('devices-status').textContent = describeError(err); });
+}
+
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
 
 // One row per scope: a level picker; scopes other than `default` can follow `default`.
@@ -102,7 +167,7 @@ $('export-diagnostics').addEventListener('click', async () => {
   }
 });
 
-Promise.all([showAppInfo(), invoke('log_levels').then(renderLevels)])
+Promise.all([showAppInfo(), invoke('log_levels').then(renderLevels), startDevices()])
   .catch((err) => {
     $('mode').textContent = 'Backend unavailable';
     $('mode').dataset.state = 'error';

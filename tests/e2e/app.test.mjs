@@ -112,3 +112,31 @@ test('the diagnostics panel changes a scope\'s level and exports diagnostics wit
     assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/, 'no token in the export');
   });
 });
+
+test('the fake camera previews in the page, the meter moves, and choices are listed', async (t) => {
+  await withApp(t, async (app) => {
+    await waitFor('preview frames', async () => Number(await app.attribute('#preview', 'data-frames')) > 10);
+    // The canvas shows the test pattern's bars: read pixels back from the page.
+    const pixels = await app.evalAsync(`
+      const c = document.getElementById('preview');
+      const ctx = c.getContext('2d');
+      const y = Math.floor(c.height * 0.5);
+      return [0, 1, 2, 3, 4, 5, 6].map((i) => Array.from(ctx.getImageData(Math.floor((i + 0.5) * c.width / 7), y, 1, 1).data));`);
+    const bars = [[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16], [235, 16, 235], [235, 16, 16], [16, 16, 235]];
+    pixels.forEach((px, i) => assert.deepEqual(px.slice(0, 3), bars[i], `bar ${i}`));
+
+    const cameras = await app.evalAsync(`return Array.from(document.querySelectorAll('#pick-camera option')).map((o) => o.value);`);
+    assert.ok(cameras.includes('fake:camera:test-pattern'), String(cameras));
+
+    // Pick the tone microphone: its level (about -15 dBFS) reaches the meter.
+    await app.click('#pick-microphone option[value="fake:microphone:tone"]');
+    await waitFor('the meter to show the tone', async () => {
+      const v = Number(await app.attribute('#mic-level', 'value'));
+      return v > -20 && v < -10;
+    });
+
+    // The test sound plays on PulseAudio's null sink.
+    await app.click('#test-tone');
+    await waitFor('the test sound', async () => (await app.text('#devices-status')) === 'Played a test sound');
+  });
+});
