@@ -25,11 +25,17 @@ pub struct Devices {
 
 /// Lists devices (with the fake ones when `CONFAB_FAKE_DEVICES` is set), restores the
 /// remembered choices, and forwards hot-plug events to the page as `confab:device`.
+/// Choices persist as the client's device persistence options say (on by default).
 pub fn start(app: &AppHandle) -> Result<Devices, tauri::Error> {
-    let file = app.path().app_config_dir()?.join("devices.json");
+    let persistence = confab_client::ClientOptions::default().device_persistence;
+    let file = persistence.enabled.then(|| {
+        app.path()
+            .app_config_dir()
+            .map(|dir| PreferencesFile::for_storage_key(&dir, &persistence.storage_key))
+    });
     let manager = DeviceManager::new(
         Arc::new(SystemDevices::new(FakeDevices::from_env())),
-        Some(PreferencesFile::new(file)),
+        file.transpose()?,
     );
     let mut events = manager.events();
     let handle = app.clone();

@@ -131,6 +131,28 @@ impl PreferencesFile {
         &self.path
     }
 
+    /// The file for a storage key (Stream's `devicePersistence.storageKey`) in a folder:
+    /// the key made safe as a file name, with `.json`.
+    pub fn for_storage_key(dir: &Path, storage_key: &str) -> Self {
+        let name: String = storage_key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let name = name.trim_matches('_');
+        let name = if name.is_empty() {
+            "device-preferences"
+        } else {
+            name
+        };
+        Self::new(dir.join(format!("{name}.json")))
+    }
+
     /// Reads the file. A missing file is empty preferences; anything unreadable is an error
     /// the caller reports as a warning before carrying on with defaults.
     pub fn load(&self) -> Result<DevicePreferences, PreferencesError> {
@@ -265,6 +287,22 @@ mod tests {
         assert!(prefs
             .preferred(DeviceKind::Camera, &present(&[("z", "Z")]))
             .is_none());
+    }
+
+    #[test]
+    fn storage_keys_become_safe_file_names() {
+        let dir = Path::new("/cfg");
+        let file = PreferencesFile::for_storage_key(dir, "@stream-io/device-preferences");
+        assert_eq!(
+            file.path(),
+            Path::new("/cfg/stream-io_device-preferences.json")
+        );
+        let file = PreferencesFile::for_storage_key(dir, "../../etc/passwd");
+        assert_eq!(file.path().parent(), Some(dir));
+        assert_eq!(
+            PreferencesFile::for_storage_key(dir, "///").path(),
+            Path::new("/cfg/device-preferences.json")
+        );
     }
 
     #[test]
