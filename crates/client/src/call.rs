@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 use crate::client::VideoClient;
 use crate::rest::ApiError;
 
-/// What the coordinator says about a call, as the caller sees it.
-#[derive(Debug, Clone, Deserialize)]
+/// What the coordinator says about a call, as the caller sees it. Its `Debug` leaves the
+/// join credentials (a media-server token) out.
+#[derive(Clone, Deserialize)]
 pub struct CallResponse {
     pub call: Value,
     #[serde(default)]
@@ -19,6 +20,21 @@ pub struct CallResponse {
     /// `join` only: where the media server is and the token for it.
     #[serde(default)]
     pub credentials: Option<Value>,
+}
+
+impl std::fmt::Debug for CallResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallResponse")
+            .field("call", &self.call)
+            .field("members", &self.members)
+            .field("own_capabilities", &self.own_capabilities)
+            .field("created", &self.created)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl CallResponse {

@@ -19,7 +19,7 @@ use crate::state::{unix_now, AppState, Limits};
 use crate::store::{Store, StoreError};
 
 /// How to run a coordinator. `Default` is an in-memory store on a free loopback port.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CoordinatorConfig {
     pub addr: SocketAddr,
     /// Where the SQLite database lives; `None` keeps everything in memory.
@@ -31,6 +31,21 @@ pub struct CoordinatorConfig {
     /// Allow fault injection (tests only).
     pub fault_injection: bool,
     pub limits: Limits,
+}
+
+// By hand, so the API secret never prints.
+impl std::fmt::Debug for CoordinatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorConfig")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("api_key", &self.app.as_ref().map(|(key, _)| key))
+            .field("api_secret", &self.app.as_ref().map(|_| "[redacted]"))
+            .field("dev_token_endpoint", &self.dev_token_endpoint)
+            .field("fault_injection", &self.fault_injection)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl Default for CoordinatorConfig {

@@ -22,13 +22,23 @@ use crate::store::UserDetails;
 /// Per-socket read and write buffer size.
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 
-/// The first frame a client sends.
-#[derive(Debug, Deserialize)]
+/// The first frame a client sends. Its `Debug` leaves the token out.
+#[derive(Deserialize)]
 pub struct AuthFrame {
     pub token: String,
     pub user_details: UserDetailsFrame,
     #[serde(default)]
     pub products: Vec<String>,
+}
+
+impl std::fmt::Debug for AuthFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFrame")
+            .field("token", &"[redacted]")
+            .field("user_details", &self.user_details)
+            .field("products", &self.products)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,6 +338,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(frame.user_details.id, "alice");
+        let printed = format!("{frame:?}");
+        assert!(
+            printed.contains("alice") && !printed.contains("\"t\""),
+            "{printed}"
+        );
         for bad in [
             "",
             "{}",

@@ -311,6 +311,19 @@ async fn bad_input_gets_a_stream_error_and_changes_nothing() {
     c.shutdown().await;
 }
 
+#[test]
+fn the_config_never_prints_the_secret() {
+    let config = CoordinatorConfig {
+        app: Some(("key".into(), "very-secret-api-secret".into())),
+        ..CoordinatorConfig::default()
+    };
+    let printed = format!("{config:?}");
+    assert!(
+        printed.contains("key") && !printed.contains("very-secret-api-secret"),
+        "{printed}"
+    );
+}
+
 #[tokio::test]
 async fn data_survives_a_restart_on_the_same_directory() {
     let dir = tempfile::tempdir().unwrap();
