@@ -11,9 +11,13 @@ fn main() {
         "select_device",
         "start_preview",
         "stop_preview",
+        "preview_shown",
         "start_mic_meter",
         "stop_mic_meter",
         "play_test_tone",
+        "sign_in",
+        "join_as_guest",
+        "sign_out",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .expect("tauri-build failed: check tauri.conf.json and the capabilities in it");

@@ -1,6 +1,7 @@
 //! Device commands and events: the pickers, the camera preview (frames over a Tauri channel),
 //! the microphone meter and the speaker test. The logic lives in `confab-devices`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 pub struct Devices {
     pub manager: Arc<DeviceManager>,
     preview: Mutex<Option<Running>>,
+    /// Set when the page has drawn the last frame sent. One frame in flight at most: a page
+    /// that is busy, hidden or gone gets fewer frames instead of a growing queue.
+    preview_ready: Mutex<Arc<AtomicBool>>,
     meter: Mutex<Option<Running>>,
 }
 
@@ -51,6 +55,7 @@ pub fn start(app: &AppHandle) -> Result<Devices, tauri::Error> {
     Ok(Devices {
         manager,
         preview: Mutex::new(None),
+        preview_ready: Mutex::new(Arc::new(AtomicBool::new(true))),
         meter: Mutex::new(None),
     })
 }
@@ -127,8 +132,16 @@ pub fn start_preview(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<confab_devices::fake::Frame>(2);
     let running =
         media::start_camera(&key, format, tx).map_err(|e| CommandError::Device(e.to_string()))?;
+    let ready = Arc::new(AtomicBool::new(true));
+    *devices
+        .preview_ready
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = ready.clone();
     tauri::async_runtime::spawn(async move {
         while let Some(frame) = rx.recv().await {
+            if !ready.swap(false, Ordering::AcqRel) {
+                continue; // the page has not drawn the previous frame yet
+            }
             let mut bytes = Vec::with_capacity(16 + frame.rgba.len());
             bytes.extend_from_slice(&frame.width.to_le_bytes());
             bytes.extend_from_slice(&frame.height.to_le_bytes());
@@ -141,6 +154,16 @@ pub fn start_preview(
     });
     *devices.preview.lock().unwrap_or_else(|p| p.into_inner()) = Some(running);
     Ok(())
+}
+
+/// The page drew the last frame: the next one may go.
+#[tauri::command]
+pub fn preview_shown(devices: State<'_, Devices>) {
+    devices
+        .preview_ready
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .store(true, Ordering::Release);
 }
 
 #[tauri::command]

@@ -146,6 +146,8 @@ struct Export<'a> {
 pub fn export_diagnostics(
     diagnostics: State<'_, Diagnostics>,
     local: State<'_, LocalMode>,
+    session: State<'_, crate::session::Session>,
+    devices: State<'_, crate::devices::Devices>,
 ) -> Result<String, CommandError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -161,9 +163,19 @@ pub fn export_diagnostics(
         coordinator_url: local.coordinator.base_url(),
         log_file: diagnostics.log_file.display().to_string(),
         log_levels: log_levels(),
-        // Filled in as the devices and connection views land in the app.
-        devices: Vec::new(),
-        connection_timeline: Vec::new(),
+        devices: devices
+            .manager
+            .devices()
+            .iter()
+            .map(|d| serde_json::to_value(d).unwrap_or_default())
+            .collect(),
+        connection_timeline: session
+            .timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect(),
         recent_logs: diagnostics.recent.snapshot(),
     };
     let json = serde_json::to_vec_pretty(&export)

@@ -14,6 +14,9 @@ pub enum CommandError {
     Io(String),
     #[error("{0}")]
     Device(String),
+    /// Signing in or staying connected failed; `code` says how (token_rejected, ...).
+    #[error("{message}")]
+    Session { code: &'static str, message: String },
 }
 
 impl CommandError {
@@ -23,6 +26,7 @@ impl CommandError {
             CommandError::Bridge(_) => "bridge_failed",
             CommandError::Io(_) => "io_failed",
             CommandError::Device(_) => "device_unavailable",
+            CommandError::Session { code, .. } => code,
         }
     }
 }

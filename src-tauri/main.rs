@@ -9,6 +9,7 @@ mod devices;
 mod diagnostics;
 mod error;
 mod local_mode;
+mod session;
 
 use tauri::Manager;
 
@@ -21,7 +22,16 @@ fn main() {
             let local = local_mode::start(app.handle())?;
             app.manage(local);
             app.manage(devices::start(app.handle())?);
+            app.manage(session::Session::default());
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Exit with the main window, whatever is still running.
+            if let tauri::WindowEvent::Destroyed = event {
+                if window.label() == "main" {
+                    window.app_handle().exit(0);
+                }
+            }
         })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
@@ -33,9 +43,13 @@ fn main() {
             devices::select_device,
             devices::start_preview,
             devices::stop_preview,
+            devices::preview_shown,
             devices::start_mic_meter,
             devices::stop_mic_meter,
             devices::play_test_tone,
+            session::sign_in,
+            session::join_as_guest,
+            session::sign_out,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

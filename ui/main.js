@@ -55,6 +55,60 @@ async function selfCheck() {
 
 $('self-check').addEventListener('click', selfCheck);
 
+// Signing in and the connection state in the status bar.
+const STATE_TEXT = {
+  idle: 'Not signed in',
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  disconnected: 'Disconnected',
+};
+
+function showConnection(status) {
+  const pill = $('connection');
+  pill.dataset.state = status.state;
+  if (status.state === 'reconnecting' || status.state === 'offline') {
+    const seconds = (status.next_retry_ms / 1000).toFixed(1);
+    const what = status.state === 'offline' ? 'Offline' : 'Reconnecting';
+    pill.textContent = `${what}: attempt ${status.attempt}, next in ${seconds} s`;
+  } else {
+    pill.textContent = STATE_TEXT[status.state] ?? status.state;
+  }
+  if (status.state === 'disconnected' && status.reason && status.reason !== 'Signed out.') {
+    $('session-error').textContent = status.reason;
+  }
+}
+
+function showSignedIn(me) {
+  $('who').textContent = me.role === 'guest' ? `${me.name ?? me.user_id} (guest)` : (me.name ?? me.user_id);
+  $('signed-in').hidden = false;
+  $('signed-out').hidden = true;
+  $('session-error').textContent = '';
+}
+
+async function signInWith(command, args) {
+  $('session-error').textContent = '';
+  try {
+    showSignedIn(await invoke(command, args));
+  } catch (err) {
+    $('session-error').textContent = describeError(err);
+  }
+}
+
+$('sign-in-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  signInWith('sign_in', { userId: $('sign-in-user').value, name: $('sign-in-name').value || null });
+});
+$('guest-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  signInWith('join_as_guest', { name: $('guest-name').value, image: null });
+});
+$('sign-out').addEventListener('click', async () => {
+  await invoke('sign_out');
+  $('signed-in').hidden = true;
+  $('signed-out').hidden = false;
+  showConnection({ state: 'idle' });
+});
+
 // Devices: pickers, the camera preview (raw frames over a channel) and the microphone meter.
 const { Channel } = window.__TAURI__.core;
 
@@ -85,6 +139,8 @@ function startPreview() {
     }
     ctx.putImageData(new ImageData(pixels, width, height), 0, 0);
     canvas.dataset.frames = String(Number(canvas.dataset.frames ?? 0) + 1);
+    // Ask for the next frame only once this one is on screen.
+    invoke('preview_shown').catch(() => {});
   };
   return invoke('start_preview', { frames, width: 320, height: 180, fps: 30 });
 }
@@ -167,7 +223,12 @@ $('export-diagnostics').addEventListener('click', async () => {
   }
 });
 
-Promise.all([showAppInfo(), invoke('log_levels').then(renderLevels), startDevices()])
+Promise.all([
+  showAppInfo(),
+  invoke('log_levels').then(renderLevels),
+  startDevices(),
+  listen('confab:connection', (event) => showConnection(event.payload)),
+])
   .catch((err) => {
     $('mode').textContent = 'Backend unavailable';
     $('mode').dataset.state = 'error';

@@ -140,3 +140,37 @@ test('the fake camera previews in the page, the meter moves, and choices are lis
     await waitFor('the test sound', async () => (await app.text('#devices-status')) === 'Played a test sound');
   });
 });
+
+test('local sign-in reaches connected, and a guest joins with the typed name', async (t) => {
+  await withApp(t, async (app) => {
+    assert.equal(await app.text('#connection'), 'Not signed in');
+    await app.type('#sign-in-user', 'alice');
+    await app.type('#sign-in-name', 'Alice Liddell');
+    await app.click('#sign-in-form button[type="submit"]');
+    await waitFor('connected', async () => (await app.attribute('#connection', 'data-state')) === 'connected');
+    assert.equal(await app.text('#connection'), 'Connected');
+    assert.equal(await app.text('#who'), 'Alice Liddell');
+
+    await app.click('#sign-out');
+    await waitFor('signed out', async () => (await app.text('#connection')) === 'Not signed in');
+
+    // A bad user id is explained, not sent.
+    await app.evalAsync(`document.getElementById('sign-in-user').value = ''; return true;`);
+    await app.type('#sign-in-user', 'not valid!');
+    await app.click('#sign-in-form button[type="submit"]');
+    await waitFor('the error', async () => /A user id is/.test(await app.text('#session-error')));
+
+    await app.type('#guest-name', 'Gus Guest');
+    await app.click('#guest-form button[type="submit"]');
+    await waitFor('the guest connected', async () => (await app.attribute('#connection', 'data-state')) === 'connected');
+    assert.equal(await app.text('#who'), 'Gus Guest (guest)');
+
+    // The connection timeline is in the diagnostics export.
+    await app.click('#export-diagnostics');
+    const file = await waitFor('the export', () => app.attribute('#export-result', 'data-path'));
+    const exported = JSON.parse(await readFile(file, 'utf8'));
+    const states = exported.connection_timeline.map((e) => e.state);
+    assert.ok(states.includes('connecting') && states.includes('connected'), String(states));
+    assert.ok(exported.devices.some((d) => d.key === 'fake:camera:test-pattern'));
+  });
+});

@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -167,12 +167,42 @@ async function request(base, method, route, body) {
   return json.value;
 }
 
+/** Pids of running processes whose program is `application`. */
+async function appProcesses(application) {
+  const pids = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.split('\0')[0] === application) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/**
+ * The app must exit when its session ends. Waits up to 5 s; an app still running then is
+ * killed (so nothing lingers and holds the runner's pipes open) and reported as a failure.
+ */
+async function ensureAppExited(application, before) {
+  const deadline = Date.now() + 5000;
+  let left = [];
+  while (Date.now() < deadline) {
+    left = (await appProcesses(application)).filter((pid) => !before.includes(pid));
+    if (left.length === 0) return;
+    await sleep(100);
+  }
+  for (const pid of left) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+  throw new Error(`the app (pids ${left.join(', ')}) did not exit after its session ended`);
+}
+
 /**
  * Runs `body(session)` against a fresh app instance, saves a screenshot named after the test
  * whether it passed or not, and always stops the app and the driver.
  */
 export async function withApp(t, body, launchOptions) {
   const application = process.env.CONFAB_APP ?? path.join(repoRoot, 'target', 'debug', 'confab');
+  const before = await appProcesses(application);
   const driver = await TauriDriver.start();
   let session;
   try {
@@ -186,5 +216,6 @@ export async function withApp(t, body, launchOptions) {
       await session.quit().catch(() => {});
     }
     await driver.stop();
+    await ensureAppExited(application, before);
   }
 }
