@@ -481,25 +481,29 @@ async fn host_action(
     Ok((caller, call))
 }
 
-pub async fn go_live(
-    State(state): State<Shared>,
-    Path((call_type, id)): Path<(String, String)>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+/// Leaves or enters backstage, and tells the watchers.
+async fn set_live(
+    state: &AppState,
+    (call_type, id): (String, String),
+    raw: Option<&str>,
+    headers: &HeaderMap,
     body: Body,
+    live: bool,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (caller, call) =
-        host_action(&state, &call_type, &id, raw.as_deref(), &headers, body).await?;
-    state.store.set_backstage(&call.cid, false)?;
+    let (caller, call) = host_action(state, &call_type, &id, raw, headers, body).await?;
+    state.store.set_backstage(&call.cid, !live)?;
     let call = state.store.call(&call.cid)?.unwrap_or(call);
-    let view = call_view(&state, &caller, &call)?;
-    emit_call_event(
-        &state,
-        &call.cid,
-        "call.live_started",
-        json!({"call": view["call"]}),
-    )?;
+    let view = call_view(state, &caller, &call)?;
+    let (event_type, event) = if live {
+        ("call.live_started", json!({"call": view["call"]}))
+    } else {
+        (
+            "call.updated",
+            json!({"call": view["call"], "capabilities_by_role": {}}),
+        )
+    };
+    emit_call_event(state, &call.cid, event_type, event)?;
     Ok(reply(
         StatusCode::OK,
         json!({"call": view["call"]}),
@@ -507,30 +511,24 @@ pub async fn go_live(
     ))
 }
 
-pub async fn stop_live(
+pub async fn go_live(
     State(state): State<Shared>,
-    Path((call_type, id)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let (caller, call) =
-        host_action(&state, &call_type, &id, raw.as_deref(), &headers, body).await?;
-    state.store.set_backstage(&call.cid, true)?;
-    let call = state.store.call(&call.cid)?.unwrap_or(call);
-    let view = call_view(&state, &caller, &call)?;
-    emit_call_event(
-        &state,
-        &call.cid,
-        "call.updated",
-        json!({"call": view["call"], "capabilities_by_role": {}}),
-    )?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({"call": view["call"]}),
-        started,
-    ))
+    set_live(&state, path, raw.as_deref(), &headers, body, true).await
+}
+
+pub async fn stop_live(
+    State(state): State<Shared>,
+    Path(path): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    set_live(&state, path, raw.as_deref(), &headers, body, false).await
 }
 
 #[derive(Debug, Deserialize)]
