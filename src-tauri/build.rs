@@ -18,6 +18,8 @@ fn main() {
         "sign_in",
         "join_as_guest",
         "sign_out",
+        "create_livestream",
+        "watch_livestream",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .expect("tauri-build failed: check tauri.conf.json and the capabilities in it");

@@ -50,6 +50,8 @@ fn main() {
             session::sign_in,
             session::join_as_guest,
             session::sign_out,
+            session::create_livestream,
+            session::watch_livestream,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -278,3 +278,107 @@ pub async fn sign_out(session: State<'_, Session>) -> Result<(), CommandError> {
     }
     Ok(())
 }
+
+#[derive(Debug, Serialize)]
+pub struct Livestream {
+    pub cid: String,
+    pub backstage: bool,
+    pub hls_playlist_url: Option<String>,
+    /// For hosts: a token that lets anonymous viewers watch this call and no other.
+    pub viewer_token: Option<String>,
+}
+
+fn valid_call_id(id: &str) -> Result<String, CommandError> {
+    let id = id.trim();
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(CommandError::InvalidInput(
+            "A call id is 1 to 64 letters, digits, '-' or '_'.".into(),
+        ))
+    }
+}
+
+fn api_error(e: confab_client::ApiError, call: &str) -> CommandError {
+    let (code, message) = match e.code() {
+        Some(16) => ("not_found", format!("There is no livestream {call}.")),
+        Some(17) => (
+            "not_allowed",
+            format!("This token does not let you watch {call}: it is for another call. Ask the host for a token for {call}."),
+        ),
+        Some(40) => ("token_expired", "The token has expired. Ask the host for a new one.".to_owned()),
+        Some(43) => ("token_rejected", "The token was rejected. Ask the host for a new one.".to_owned()),
+        _ => ("request_failed", e.to_string()),
+    };
+    CommandError::Session { code, message }
+}
+
+/// Creates a livestream hosted by the signed-in user (it starts in backstage) and returns a
+/// viewer token scoped to it.
+#[tauri::command]
+pub async fn create_livestream(
+    local: State<'_, LocalMode>,
+    session: State<'_, Session>,
+    call_id: String,
+) -> Result<Livestream, CommandError> {
+    let call_id = valid_call_id(&call_id)?;
+    let slot = session.client.lock().await;
+    let client = slot.as_ref().ok_or_else(|| CommandError::Session {
+        code: "not_signed_in",
+        message: "Sign in to host a livestream.".into(),
+    })?;
+    let cid = format!("livestream:{call_id}");
+    let call = client
+        .call("livestream", &call_id)
+        .get_or_create(None)
+        .await
+        .map_err(|e| api_error(e, &cid))?;
+    let viewer_token = local.coordinator.sign(&confab_coordinator::Claims {
+        user_id: Some(confab_client::user::ANONYMOUS_USER_ID.into()),
+        role: Some("viewer".into()),
+        call_cids: Some(vec![cid.clone()]),
+        ..Default::default()
+    });
+    Ok(Livestream {
+        cid,
+        backstage: call.backstage(),
+        hls_playlist_url: call.hls_playlist_url().map(str::to_owned),
+        viewer_token: Some(viewer_token),
+    })
+}
+
+/// Watches a livestream anonymously (no socket), with an optional call token.
+#[tauri::command]
+pub async fn watch_livestream(
+    local: State<'_, LocalMode>,
+    call_id: String,
+    call_token: Option<String>,
+) -> Result<Livestream, CommandError> {
+    let call_id = valid_call_id(&call_id)?;
+    let cid = format!("livestream:{call_id}");
+    let viewer = new_client(&local);
+    let token = call_token
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .map(TokenSource::token);
+    viewer
+        .connect_anonymous(token)
+        .await
+        .map_err(connect_error)?;
+    let call = viewer
+        .call("livestream", &call_id)
+        .get()
+        .await
+        .map_err(|e| api_error(e, &cid))?;
+    Ok(Livestream {
+        cid,
+        backstage: call.backstage(),
+        hls_playlist_url: call.hls_playlist_url().map(str::to_owned),
+        viewer_token: None,
+    })
+}

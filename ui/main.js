@@ -102,6 +102,36 @@ $('guest-form').addEventListener('submit', (e) => {
   e.preventDefault();
   signInWith('join_as_guest', { name: $('guest-name').value, image: null });
 });
+$('host-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const out = $('host-result');
+  try {
+    const live = await invoke('create_livestream', { callId: $('host-call').value });
+    out.textContent = `${live.cid} is in backstage. Viewer token: ${live.viewer_token}`;
+    out.dataset.token = live.viewer_token;
+  } catch (err) {
+    out.textContent = describeError(err);
+  }
+});
+$('watch-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const out = $('watch-result');
+  delete out.dataset.state;
+  try {
+    const live = await invoke('watch_livestream', {
+      callId: $('watch-call').value,
+      callToken: $('watch-token').value || null,
+    });
+    out.textContent = live.backstage
+      ? `${live.cid}: backstage, the host has not gone live yet`
+      : `${live.cid}: live`;
+    out.dataset.state = 'ok';
+  } catch (err) {
+    out.textContent = describeError(err);
+    out.dataset.state = 'error';
+  }
+});
+
 $('sign-out').addEventListener('click', async () => {
   await invoke('sign_out');
   $('signed-in').hidden = true;

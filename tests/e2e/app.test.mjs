@@ -174,3 +174,37 @@ test('local sign-in reaches connected, and a guest joins with the typed name', a
     assert.ok(exported.devices.some((d) => d.key === 'fake:camera:test-pattern'));
   });
 });
+
+test('anonymous viewers watch with no token and with a call token; a token for another call is refused', async (t) => {
+  await withApp(t, async (app) => {
+    // A host creates two livestreams and takes the viewer token of the second.
+    await app.type('#sign-in-user', 'host');
+    await app.click('#sign-in-form button[type="submit"]');
+    await waitFor('the host signed in', async () => (await app.attribute('#connection', 'data-state')) === 'connected');
+    for (const id of ['show', 'other']) {
+      await app.evalAsync(`document.getElementById('host-call').value = ''; return true;`);
+      await app.type('#host-call', id);
+      await app.click('#host-form button[type="submit"]');
+      await waitFor(`livestream ${id}`, async () => (await app.text('#host-result')).startsWith(`livestream:${id} is in backstage`));
+    }
+    const otherToken = await app.attribute('#host-result', 'data-token');
+    await app.click('#sign-out');
+
+    const watch = async (id, token) => {
+      await app.evalAsync(`
+        document.getElementById('watch-call').value = '';
+        document.getElementById('watch-token').value = '';
+        document.getElementById('watch-result').textContent = '';
+        return true;`);
+      await app.type('#watch-call', id);
+      if (token) await app.type('#watch-token', token);
+      await app.click('#watch-form button[type="submit"]');
+      return waitFor('an answer', async () => (await app.text('#watch-result')) || false);
+    };
+    assert.equal(await watch('show'), 'livestream:show: backstage, the host has not gone live yet');
+    assert.equal(await watch('other', otherToken), 'livestream:other: backstage, the host has not gone live yet');
+    assert.match(await watch('show', otherToken), /does not let you watch livestream:show: it is for another call/);
+    assert.equal(await app.attribute('#watch-result', 'data-state'), 'error');
+    assert.match(await watch('nothing-here'), /There is no livestream livestream:nothing-here/);
+  });
+});
