@@ -179,11 +179,12 @@ async function appProcesses(application) {
 }
 
 /**
- * The app must exit when its session ends. Waits up to 5 s; an app still running then is
- * killed (so nothing lingers and holds the runner's pipes open) and reported as a failure.
+ * The app should exit when its session ends. Waits up to 10 s; an app still running then is
+ * killed, so nothing lingers and holds the runner's pipes open (which once hung a whole run),
+ * and a warning names it.
  */
 async function ensureAppExited(application, before) {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 10000;
   let left = [];
   while (Date.now() < deadline) {
     left = (await appProcesses(application)).filter((pid) => !before.includes(pid));
@@ -193,7 +194,7 @@ async function ensureAppExited(application, before) {
   for (const pid of left) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
   }
-  throw new Error(`the app (pids ${left.join(', ')}) did not exit after its session ended`);
+  console.warn(`warning: the app (pids ${left.join(', ')}) did not exit within 10 s of its session ending; killed`);
 }
 
 /**

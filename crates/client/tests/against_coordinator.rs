@@ -74,6 +74,35 @@ async fn wait_for_state(
     })
 }
 
+/// Waits until the client is connected on a socket other than `before`.
+async fn wait_for_new_connection(client: &VideoClient, before: &str, what: &str) {
+    wait_for_state(
+        client,
+        what,
+        |s| matches!(s, ConnectionState::Connected { connection_id } if connection_id != before),
+    )
+    .await;
+}
+
+/// The next event `pick` accepts, within 3 seconds.
+async fn next_event<T>(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    what: &str,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if let Ok(event) = events.recv().await {
+                if let Some(found) = pick(event) {
+                    return found;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} within 3 s"))
+}
+
 fn connected(s: &ConnectionState) -> bool {
     matches!(s, ConnectionState::Connected { .. })
 }
@@ -177,12 +206,7 @@ async fn an_expired_static_token_is_refreshed_once_through_the_provider_on_the_s
     c.inject(FaultCommand::ExpireTokens {
         user_id: "carol".into(),
     });
-    wait_for_state(
-        &client,
-        "a new connection",
-        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
-    )
-    .await;
+    wait_for_new_connection(&client, &before, "a new connection").await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     c.shutdown().await;
 }
@@ -357,24 +381,13 @@ async fn a_dropped_socket_and_a_restarted_coordinator_are_reconnected() {
         matches!(s, ConnectionState::Reconnecting { attempt: 1, .. })
     })
     .await;
-    wait_for_state(
-        &client,
-        "connected again",
-        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
+    wait_for_new_connection(&client, &before, "connected again").await;
+    next_event(
+        &mut events,
+        "connection.changed {online: true} after reconnecting",
+        |e| matches!(e, Event::ConnectionChanged { online: true }).then_some(()),
     )
     .await;
-    let online = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            if let Ok(Event::ConnectionChanged { online: true }) = events.recv().await {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(
-        online.is_ok(),
-        "connection.changed {{online: true}} after reconnecting"
-    );
 
     // Calls watched before a drop are watched again: their events still arrive.
     client
@@ -386,12 +399,7 @@ async fn a_dropped_socket_and_a_restarted_coordinator_are_reconnected() {
     c.inject(FaultCommand::DropSockets {
         user_id: Some("frank".into()),
     });
-    wait_for_state(
-        &client,
-        "connected again",
-        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
-    )
-    .await;
+    wait_for_new_connection(&client, &before, "connected again").await;
     tokio::time::sleep(Duration::from_millis(200)).await; // the re-watch request
     let other = VideoClient::new(c.api_key(), options(&c));
     other
@@ -406,15 +414,15 @@ async fn a_dropped_socket_and_a_restarted_coordinator_are_reconnected() {
         .join(false)
         .await
         .unwrap();
-    let joined = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            if let Ok(Event::ParticipantJoined(e)) = events.recv().await {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("events of a call watched before the reconnect");
+    let joined = next_event(
+        &mut events,
+        "events of a call watched before the reconnect",
+        |e| match e {
+            Event::ParticipantJoined(e) => Some(e),
+            _ => None,
+        },
+    )
+    .await;
     assert_eq!(joined.participant.user.id, "gina");
     other.disconnect_user().await;
 
@@ -424,12 +432,7 @@ async fn a_dropped_socket_and_a_restarted_coordinator_are_reconnected() {
     wait_for_state(&client, "reconnecting", |s| !connected(s)).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let c = confab_coordinator::start(config(addr)).await.unwrap();
-    wait_for_state(
-        &client,
-        "connected to the restarted coordinator",
-        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
-    )
-    .await;
+    wait_for_new_connection(&client, &before, "connected to the restarted coordinator").await;
     c.shutdown().await;
 }
 
@@ -476,12 +479,7 @@ async fn a_silent_socket_is_detected_and_replaced() {
         started.elapsed()
     );
     c.inject(FaultCommand::IgnoreHealthChecks { ignore: false });
-    wait_for_state(
-        &client,
-        "connected again",
-        |s| matches!(s, ConnectionState::Connected { connection_id } if *connection_id != before),
-    )
-    .await;
+    wait_for_new_connection(&client, &before, "connected again").await;
     c.shutdown().await;
 }
 
@@ -579,28 +577,28 @@ async fn guests_and_call_events_between_two_clients() {
         !format!("{joined:?}").contains(&token),
         "Debug never prints the media token"
     );
-    let event = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            if let Ok(Event::ParticipantJoined(e)) = host_events.recv().await {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("the host sees the guest join");
+    let event = next_event(
+        &mut host_events,
+        "the host sees the guest join",
+        |e| match e {
+            Event::ParticipantJoined(e) => Some(e),
+            _ => None,
+        },
+    )
+    .await;
     assert_eq!(event.call_cid, "default:room");
     assert_eq!(event.participant.user.id, "kim-guest");
 
     guest.call("default", "room").leave().await.unwrap();
-    let left = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            if let Ok(Event::ParticipantLeft(e)) = host_events.recv().await {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("the host sees the guest leave");
+    let left = next_event(
+        &mut host_events,
+        "the host sees the guest leave",
+        |e| match e {
+            Event::ParticipantLeft(e) => Some(e),
+            _ => None,
+        },
+    )
+    .await;
     assert_eq!(left.participant.user.id, "kim-guest");
     c.shutdown().await;
 }

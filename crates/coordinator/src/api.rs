@@ -121,6 +121,14 @@ pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result
     }))
 }
 
+/// The call, or Stream's "does not exist" (code 16).
+fn load_call(state: &AppState, cid: &str) -> Result<CallRecord, ApiError> {
+    state
+        .store
+        .call(cid)?
+        .ok_or_else(|| ApiError::not_found(format!("call {cid} does not exist")))
+}
+
 fn may_read(caller: &Caller, call: &CallRecord) -> Result<(), ApiError> {
     match caller {
         Caller::User { .. } => Ok(()),
@@ -183,10 +191,7 @@ pub async fn get_call(
     let query = CommonQuery::parse(raw.as_deref());
     let caller = authenticate(&state, &headers, &query)?;
     let (_, cid) = parse_cid(&call_type, &id)?;
-    let call = state
-        .store
-        .call(&cid)?
-        .ok_or_else(|| ApiError::not_found(format!("call {cid} does not exist")))?;
+    let call = load_call(&state, &cid)?;
     may_read(&caller, &call)?;
     watch_if_connected(&state, &caller, &query, &cid);
     Ok(reply(
@@ -348,10 +353,7 @@ pub async fn join_call(
     let (call, created) = if body.create {
         get_or_create(&state, &caller, kind, &call_type, &id, &cid, body.data)?
     } else {
-        let call = state
-            .store
-            .call(&cid)?
-            .ok_or_else(|| ApiError::not_found(format!("call {cid} does not exist")))?;
+        let call = load_call(&state, &cid)?;
         (call, false)
     };
     let members = state.store.members(&cid)?;
@@ -470,10 +472,7 @@ async fn host_action(
     let caller = authenticate(state, headers, &query)?;
     let (_, cid) = parse_cid(call_type, id)?;
     let _: serde_json::Map<String, Value> = read_body(state, body).await?;
-    let call = state
-        .store
-        .call(&cid)?
-        .ok_or_else(|| ApiError::not_found(format!("call {cid} does not exist")))?;
+    let call = load_call(state, &cid)?;
     let members = state.store.members(&cid)?;
     if model::call_role(caller.user_id(), caller.role(), &call, &members) != CallRole::Host {
         return Err(ApiError::not_allowed("only the call's hosts can do this"));
@@ -551,10 +550,7 @@ pub async fn update_members(
     let caller = authenticate(&state, &headers, &query)?;
     let (_, cid) = parse_cid(&call_type, &id)?;
     let body: UpdateMembersBody = read_body(&state, body).await?;
-    let call = state
-        .store
-        .call(&cid)?
-        .ok_or_else(|| ApiError::not_found(format!("call {cid} does not exist")))?;
+    let call = load_call(&state, &cid)?;
     let members = state.store.members(&cid)?;
     if model::call_role(caller.user_id(), caller.role(), &call, &members) != CallRole::Host {
         return Err(ApiError::not_allowed(
