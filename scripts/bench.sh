@@ -5,6 +5,9 @@
 #   scripts/bench.sh client       the client's connect/recovery/memory benchmark
 #   scripts/bench.sh logging      the cost of a filtered-out log call
 #   scripts/bench.sh devices      the camera preview path
+#   scripts/bench.sh app          the app's start-up time and memory (a real window under Xvfb)
+#   scripts/bench.sh media        the host's H.264 encoder at 1280x720, 30 fps
+#   scripts/bench.sh livestream   a viewer's time to first frame and glass-to-glass latency
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,4 +25,19 @@ if [ "$which" = all ] || [ "$which" = logging ]; then
 fi
 if [ "$which" = all ] || [ "$which" = devices ]; then
   cargo bench --locked -p confab-devices --bench preview
+fi
+if [ "$which" = all ] || [ "$which" = media ]; then
+  cargo bench --locked -p confab-media --bench encode
+fi
+if [ "$which" = all ] || [ "$which" = app ] || [ "$which" = livestream ]; then
+  bash scripts/setup.sh --test
+  cargo build --release --locked -p confab --features custom-protocol
+fi
+if [ "$which" = all ] || [ "$which" = app ]; then
+  CONFAB_APP="$PWD/target/release/confab" xvfb-run -a -s "-screen 0 1280x800x24" \
+    dbus-run-session -- keyctl session - bash scripts/test-session.sh node tests/e2e/bench-startup.mjs
+fi
+if [ "$which" = all ] || [ "$which" = livestream ]; then
+  CONFAB_APP="$PWD/target/release/confab" xvfb-run -a -s "-screen 0 1280x800x24" \
+    dbus-run-session -- keyctl session - bash scripts/test-session.sh node tests/e2e/bench-livestream.mjs
 fi

@@ -63,6 +63,17 @@ if $with_test_tools; then
   fi
 fi
 
+# The page's HLS player, hls.js, pinned by scripts/ui-deps/package-lock.json and copied into
+# ui/vendor/ (not committed) before the app is built, which embeds ui/.
+deps=scripts/ui-deps
+if [ ! "$deps/node_modules/.package-lock.json" -nt "$deps/package-lock.json" ]; then
+  echo "setup: installing the page's npm packages (hls.js)"
+  npm ci --prefix "$deps" --no-audit --no-fund --loglevel=error
+fi
+mkdir -p ui/vendor
+cmp -s "$deps/node_modules/hls.js/dist/hls.light.min.js" ui/vendor/hls.light.min.js ||
+  cp "$deps/node_modules/hls.js/dist/hls.light.min.js" ui/vendor/hls.light.min.js
+
 if $with_test_tools && ! command -v tauri-driver >/dev/null 2>&1; then
   echo "setup: installing tauri-driver"
   cargo install tauri-driver --locked --version "^2" --quiet

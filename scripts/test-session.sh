@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs inside the headless session that test.sh makes (X display, D-Bus, session keyring).
 # Starts PulseAudio with a null sink and source, unlocks a throwaway gnome-keyring, then runs
-# the Rust tests and the end-to-end tests. Everything it starts is stopped on exit.
+# the Rust tests and the end-to-end tests (or the command it is given). Everything it starts is
+# stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,10 @@ pactl info >/dev/null || { echo "PulseAudio did not start:"; cat "$XDG_RUNTIME_D
 export CONFAB_AUDIO_TESTS=1
 # The app and tests use the fake test-pattern camera and tone microphone (there is no camera).
 export CONFAB_FAKE_DEVICES=1
+# The keychain tests talk to the gnome-keyring started below.
+export CONFAB_KEYCHAIN_TESTS=1
+# GTK's accessibility bridge is not needed here, and its bus sometimes kept an app from exiting.
+export NO_AT_BRIDGE=1
 
 # gnome-keyring with a fresh random password (an empty one creates no login collection).
 keyring_password=$(head -c 24 /dev/urandom | base64)
@@ -40,12 +45,21 @@ eval "$(printf '%s' "$keyring_password" | gnome-keyring-daemon --unlock --compon
 unset keyring_password
 if pid=$(pgrep -u "$(id -u)" -n gnome-keyring-d); then pids+=("$pid"); fi
 
+# With arguments, run just that command in the session (one test file, a benchmark).
+if [ $# -gt 0 ]; then
+  export CONFAB_APP="${CONFAB_APP:-$PWD/target/debug/confab}"
+  export CONFAB_COORDINATOR="${CONFAB_COORDINATOR:-$PWD/target/debug/confab-coordinator}"
+  "$@"
+  exit
+fi
+
 echo "== cargo test"
 cargo test --workspace --locked
 cargo test -p confab-logging --all-features --locked
 
-# Node runs each file in its own process: the official JS client against confab-coordinator,
-# and the end-to-end tests in the real window.
+# Node runs each file in its own process, one file at a time (the app instances share the
+# session's keychain): the official JS client against confab-coordinator, and the end-to-end
+# tests in the real window.
 echo "== official client and end-to-end"
 CONFAB_APP="$PWD/target/debug/confab" CONFAB_COORDINATOR="$PWD/target/debug/confab-coordinator" \
-  node --test tests/official-client/*.test.mjs tests/e2e/*.test.mjs
+  node --test --test-concurrency=1 tests/official-client/*.test.mjs tests/e2e/*.test.mjs

@@ -4,6 +4,7 @@ fn main() {
     let manifest = tauri_build::AppManifest::new().commands(&[
         "app_info",
         "ping",
+        "ui_ready",
         "log_levels",
         "set_log_level",
         "export_diagnostics",
@@ -16,9 +17,14 @@ fn main() {
         "stop_mic_meter",
         "play_test_tone",
         "sign_in",
+        "restore_sign_in",
         "join_as_guest",
         "sign_out",
-        "create_livestream",
+        "token_info",
+        "join_call",
+        "leave_call",
+        "set_live",
+        "viewer_token",
         "watch_livestream",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))

@@ -15,6 +15,9 @@ pub struct AppInfo {
     pub mode: &'static str,
     /// Where the coordinator in use answers.
     pub coordinator_url: String,
+    /// The embedded coordinator's API key (public, like any API key): other apps on this
+    /// computer can watch its livestreams in Stream mode with it.
+    pub api_key: String,
 }
 
 #[tauri::command]
@@ -24,6 +27,7 @@ pub fn app_info(local: State<'_, LocalMode>) -> AppInfo {
         version: env!("CARGO_PKG_VERSION"),
         mode: "local",
         coordinator_url: local.coordinator.base_url().to_owned(),
+        api_key: local.coordinator.api_key().to_owned(),
     }
 }
 
@@ -59,4 +63,17 @@ pub fn ping(window: WebviewWindow, nonce: String) -> Result<(), CommandError> {
             },
         )
         .map_err(|e| CommandError::Bridge(e.to_string()))
+}
+
+/// The page calls this once it has drawn its first screen. With `CONFAB_REPORT_READY` set the
+/// app prints a line the start-up benchmark waits for (it times from spawning the process).
+#[tauri::command]
+pub fn ui_ready() {
+    tracing::info!(target: "confab::shell", "ui ready");
+    if std::env::var_os("CONFAB_REPORT_READY").is_some() {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "confab: ui ready");
+        let _ = out.flush();
+    }
 }

@@ -100,6 +100,34 @@ pub fn select_device(
 
 /// Frames go to the page as raw bytes: a 16-byte header (width, height as little-endian
 /// u32; sequence as u64) and then RGBA pixels.
+/// The selected camera's key, with "Default" resolved to the first connected camera.
+pub(crate) fn selected_camera(devices: &Devices) -> Result<String, CommandError> {
+    let key = devices
+        .manager
+        .selection()
+        .key(DeviceKind::Camera)
+        .to_owned();
+    if key != confab_devices::DEFAULT_KEY {
+        return Ok(key);
+    }
+    devices
+        .manager
+        .devices()
+        .into_iter()
+        .find(|d| d.kind == DeviceKind::Camera && d.key != confab_devices::DEFAULT_KEY)
+        .map(|d| d.key)
+        .ok_or_else(|| CommandError::Device("no camera is connected".into()))
+}
+
+/// Releases the camera the preview holds (a real camera opens once at a time).
+pub(crate) fn release_preview_camera(devices: &Devices) {
+    devices
+        .preview
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+}
+
 #[tauri::command]
 pub fn start_preview(
     devices: State<'_, Devices>,
@@ -108,22 +136,7 @@ pub fn start_preview(
     height: Option<u32>,
     fps: Option<u32>,
 ) -> Result<(), CommandError> {
-    let key = devices
-        .manager
-        .selection()
-        .key(DeviceKind::Camera)
-        .to_owned();
-    let key = if key == confab_devices::DEFAULT_KEY {
-        devices
-            .manager
-            .devices()
-            .into_iter()
-            .find(|d| d.kind == DeviceKind::Camera && d.key != confab_devices::DEFAULT_KEY)
-            .map(|d| d.key)
-            .ok_or_else(|| CommandError::Device("no camera is connected".into()))?
-    } else {
-        key
-    };
+    let key = selected_camera(&devices)?;
     let format = PreviewFormat {
         width: width.unwrap_or(640).clamp(64, 1920),
         height: height.unwrap_or(360).clamp(48, 1080),
@@ -168,11 +181,7 @@ pub fn preview_shown(devices: State<'_, Devices>) {
 
 #[tauri::command]
 pub fn stop_preview(devices: State<'_, Devices>) {
-    devices
-        .preview
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
+    release_preview_camera(&devices);
 }
 
 /// Emits `confab:mic-level` ({rms_dbfs, peak_dbfs}) 20 times a second.

@@ -1,14 +1,18 @@
-//! Who is signed in, and the connection state the status bar shows. Local mode mints tokens
-//! with the embedded coordinator's key (a person only types a name); the client refreshes
-//! them through a provider before they expire.
+//! Who is signed in, where, and the connection state the status bar shows.
+//!
+//! Two backends: "This computer" (the embedded coordinator, which signs its own tokens, so a
+//! person only types a name) and "Stream" (an API key and optional base URL, with a token or a
+//! token URL). "Remember me" keeps the sign-in in the OS keychain (confab-credentials) and
+//! nowhere else; sign out removes it.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use confab_client::{
-    ClientOptions, ConnectError, ConnectionState, DisconnectReason, Guest, ProviderError,
-    TokenSource, User, VideoClient,
+    token_url_provider, ClientOptions, ConnectError, ConnectionState, DisconnectReason, Guest,
+    ProviderError, TokenSource, User, VideoClient,
 };
+use confab_credentials::{Backend, Credential, Keychain, KeychainError, RememberedSignIn};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
 
@@ -20,9 +24,18 @@ const LOCAL_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 #[derive(Default)]
 pub struct Session {
-    client: tokio::sync::Mutex<Option<VideoClient>>,
+    pub(crate) active: tokio::sync::Mutex<Option<Active>>,
     /// Every state change, for the diagnostics export.
     pub timeline: Mutex<Vec<StatusEvent>>,
+}
+
+/// The signed-in user's client and where its tokens come from (for the token inspector).
+pub(crate) struct Active {
+    pub client: VideoClient,
+    pub backend: Backend,
+    pub token_source: &'static str,
+    /// The call joined from the lobby, if any.
+    pub call: Option<crate::calls::JoinedCall>,
 }
 
 /// The status bar's view of the connection (`confab:connection`).
@@ -45,6 +58,12 @@ impl StatusEvent {
             ConnectionState::Idle => ("idle", None, None, None),
             ConnectionState::Connecting => ("connecting", None, None, None),
             ConnectionState::Connected { .. } => ("connected", None, None, None),
+            ConnectionState::RefreshingToken => (
+                "refreshing",
+                None,
+                None,
+                Some("The token expired: getting a new one.".to_owned()),
+            ),
             ConnectionState::Reconnecting {
                 attempt,
                 next_retry_in,
@@ -92,7 +111,7 @@ fn plain_reason(reason: &DisconnectReason) -> String {
 }
 
 /// What a failed connect means, in plain words.
-fn connect_error(e: ConnectError) -> CommandError {
+pub(crate) fn connect_error(e: ConnectError) -> CommandError {
     let (code, message) = match &e {
         ConnectError::Refused { code: 43, .. } => (
             "token_rejected",
@@ -116,13 +135,6 @@ fn connect_error(e: ConnectError) -> CommandError {
         }
     };
     CommandError::Session { code, message }
-}
-
-#[derive(Debug, Serialize)]
-pub struct SignedIn {
-    pub user_id: String,
-    pub name: Option<String>,
-    pub role: String,
 }
 
 fn valid_user_id(id: &str) -> Result<String, CommandError> {
@@ -151,73 +163,118 @@ fn clean_name(name: Option<String>) -> Result<Option<String>, CommandError> {
     Ok(name)
 }
 
-fn new_client(local: &LocalMode) -> VideoClient {
-    VideoClient::new(
-        local.coordinator.api_key(),
-        ClientOptions::default().with_base_url(local.coordinator.base_url()),
-    )
+/// Records a state in the timeline and sends it to the page.
+fn publish(app: &AppHandle, event: StatusEvent) {
+    if let Some(session) = tauri::Manager::try_state::<Session>(app) {
+        session
+            .timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.clone());
+    }
+    let _ = app.emit("confab:connection", &event);
 }
 
-/// Forwards the client's state to the page and the timeline until the session ends.
+/// Forwards the client's state to the page and the timeline until the session ends. The
+/// caller has already published "connecting"; a watch channel keeps only the latest state, so
+/// repeats are skipped rather than sent twice.
 fn forward_state(app: AppHandle, client: &VideoClient) {
     let mut states = client.state();
     tauri::async_runtime::spawn(async move {
+        let mut last = ("connecting", None);
         loop {
             let event = StatusEvent::from_state(&states.borrow_and_update());
-            if let Some(session) = tauri::Manager::try_state::<Session>(&app) {
-                session
-                    .timeline
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(event.clone());
+            let name = event.state;
+            if (name, event.attempt) != last && name != "idle" {
+                last = (name, event.attempt);
+                publish(&app, event);
             }
-            let _ = app.emit("confab:connection", &event);
-            if event.state == "disconnected" || states.changed().await.is_err() {
+            if name == "disconnected" || states.changed().await.is_err() {
                 return;
             }
         }
     });
 }
 
-async fn start(
-    app: AppHandle,
-    session: &Session,
-    client: VideoClient,
-    connect: impl std::future::Future<Output = Result<confab_client::ConnectedUser, ConnectError>>,
-) -> Result<SignedIn, CommandError> {
-    let mut slot = session.client.lock().await;
-    if slot.is_some() {
-        return Err(CommandError::Session {
-            code: "already_signed_in",
-            message: "Sign out first.".into(),
-        });
-    }
-    forward_state(app, &client);
-    let me = connect.await.map_err(connect_error)?;
-    *slot = Some(client);
-    Ok(SignedIn {
-        user_id: me.id,
-        name: me.name,
-        role: me.role,
-    })
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub name: Option<String>,
+    pub role: String,
+    /// "local" or "stream".
+    pub backend: &'static str,
+    /// Set when "Remember me" was asked for: whether the keychain took it, in plain words.
+    pub remembered: Option<Remembered>,
 }
 
-/// Signs in as a user of the local coordinator: a user id and an optional display name.
-#[tauri::command]
-pub async fn sign_in(
-    app: AppHandle,
-    local: State<'_, LocalMode>,
-    session: State<'_, Session>,
-    user_id: String,
-    name: Option<String>,
-) -> Result<SignedIn, CommandError> {
-    let user_id = valid_user_id(&user_id)?;
-    let mut user = User::new(&user_id);
-    user.name = clean_name(name)?;
+#[derive(Debug, Clone, Serialize)]
+pub struct Remembered {
+    pub stored: bool,
+    pub message: String,
+}
+
+fn backend_label(backend: &Backend) -> &'static str {
+    match backend {
+        Backend::Local => "local",
+        Backend::Stream { .. } => "stream",
+    }
+}
+
+/// Checks a Stream backend's fields: an API key of letters and digits, an http(s) base URL.
+pub(crate) fn valid_backend(backend: Backend) -> Result<Backend, CommandError> {
+    match backend {
+        Backend::Local => Ok(Backend::Local),
+        Backend::Stream { api_key, base_url } => {
+            let api_key = api_key.trim().to_owned();
+            if api_key.is_empty()
+                || api_key.len() > 128
+                || !api_key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(CommandError::InvalidInput(
+                    "An API key is 1 to 128 letters and digits, from your Stream dashboard.".into(),
+                ));
+            }
+            let base_url = base_url
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty());
+            if let Some(url) = &base_url {
+                if !(url.starts_with("https://") || url.starts_with("http://"))
+                    || url.contains(char::is_whitespace)
+                {
+                    return Err(CommandError::InvalidInput(
+                        "The base URL is a web address such as https://video.stream-io-api.com/video.".into(),
+                    ));
+                }
+            }
+            Ok(Backend::Stream { api_key, base_url })
+        }
+    }
+}
+
+/// A client for the chosen backend.
+pub(crate) fn client_for(local: &LocalMode, backend: &Backend) -> VideoClient {
+    match backend {
+        Backend::Local => VideoClient::new(
+            local.coordinator.api_key(),
+            ClientOptions::default().with_base_url(local.coordinator.base_url()),
+        ),
+        Backend::Stream { api_key, base_url } => {
+            let mut options = ClientOptions::default();
+            if let Some(url) = base_url {
+                options = options.with_base_url(url);
+            }
+            VideoClient::new(api_key, options)
+        }
+    }
+}
+
+/// Local mode is its own token server: this provider signs a fresh token whenever asked.
+fn minting_provider(local: &LocalMode, user_id: &str) -> TokenSource {
     let key = local.coordinator.signing_key();
-    let subject = user_id.clone();
-    // Local mode is its own token server: the provider signs a fresh token whenever asked.
-    let provider = TokenSource::provider(move || {
+    let subject = user_id.to_owned();
+    TokenSource::provider(move || {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -229,13 +286,257 @@ pub async fn sign_in(
             ..Default::default()
         });
         async move { Ok::<_, ProviderError>(token) }
+    })
+}
+
+/// The token source for a credential, and how the inspector names it.
+fn token_source(
+    local: &LocalMode,
+    backend: &Backend,
+    user_id: &str,
+    credential: &Credential,
+) -> Result<(TokenSource, &'static str), CommandError> {
+    match (credential, backend) {
+        (Credential::Minted, Backend::Local) => {
+            Ok((minting_provider(local, user_id), "minted by this computer"))
+        }
+        (Credential::Minted, Backend::Stream { .. }) => Err(CommandError::InvalidInput(
+            "Stream needs a token or a token URL for this user.".into(),
+        )),
+        (Credential::Token { token }, _) => Ok((TokenSource::token(token), "static token")),
+        (Credential::TokenUrl { url }, _) => token_url_provider(url, user_id)
+            .map(|source| (source, "token URL (provider)"))
+            .map_err(|e| CommandError::InvalidInput(format!("{e}."))),
+    }
+}
+
+/// Which credential the form's fields describe: at most one of a token or a token URL.
+fn credential_from(
+    token: Option<String>,
+    token_url: Option<String>,
+) -> Result<Credential, CommandError> {
+    let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let token_url = token_url
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    match (token, token_url) {
+        (Some(_), Some(_)) => Err(CommandError::InvalidInput(
+            "Give a token or a token URL, not both.".into(),
+        )),
+        (Some(token), None) => Ok(Credential::Token { token }),
+        (None, Some(url)) => Ok(Credential::TokenUrl { url }),
+        (None, None) => Ok(Credential::Minted),
+    }
+}
+
+fn keychain_message(e: &KeychainError) -> String {
+    match e {
+        KeychainError::Unavailable(_) => "No keychain is available on this computer, so Confab keeps this sign-in in memory only and will forget it when it closes.".into(),
+        other => format!("Confab could not remember this sign-in: {other}. It is kept in memory only."),
+    }
+}
+
+/// Runs a keychain call off the async runtime (the Secret Service client blocks).
+async fn with_keychain<T: Send + 'static>(
+    f: impl FnOnce(&Keychain) -> Result<T, KeychainError> + Send + 'static,
+) -> Result<T, KeychainError> {
+    tauri::async_runtime::spawn_blocking(move || f(&Keychain::default()))
+        .await
+        .unwrap_or_else(|_| {
+            Err(KeychainError::Failed(
+                "the keychain call did not finish".into(),
+            ))
+        })
+}
+
+async fn start(
+    app: AppHandle,
+    session: &Session,
+    active: Active,
+    connect: impl std::future::Future<Output = Result<confab_client::ConnectedUser, ConnectError>>,
+) -> Result<SignedIn, CommandError> {
+    let mut slot = session.active.lock().await;
+    if slot.is_some() {
+        return Err(CommandError::Session {
+            code: "already_signed_in",
+            message: "Sign out first.".into(),
+        });
+    }
+    publish(&app, StatusEvent::from_state(&ConnectionState::Connecting));
+    forward_state(app, &active.client);
+    let me = match connect.await {
+        Ok(me) => me,
+        Err(e) => {
+            // Stop any retries in the background: this sign-in failed.
+            active.client.disconnect_user().await;
+            return Err(connect_error(e));
+        }
+    };
+    let backend = backend_label(&active.backend);
+    *slot = Some(active);
+    Ok(SignedIn {
+        user_id: me.id,
+        name: me.name,
+        role: me.role,
+        backend,
+        remembered: None,
+    })
+}
+
+/// Signs in a user. In local mode a name is enough (the app mints tokens); a token or token
+/// URL may be given anyway. Against Stream one of the two is required.
+#[tauri::command]
+#[allow(clippy::too_many_arguments)] // one argument per field of the sign-in form
+pub async fn sign_in(
+    app: AppHandle,
+    local: State<'_, LocalMode>,
+    session: State<'_, Session>,
+    backend: Backend,
+    user_id: String,
+    name: Option<String>,
+    token: Option<String>,
+    token_url: Option<String>,
+    remember: bool,
+) -> Result<SignedIn, CommandError> {
+    let sign_in = RememberedSignIn {
+        backend: valid_backend(backend)?,
+        user_id: valid_user_id(&user_id)?,
+        name: clean_name(name)?,
+        credential: credential_from(token, token_url)?,
+    };
+    let mut signed_in = connect_remembered(app, &local, &session, &sign_in).await?;
+    signed_in.remembered = Some(if remember {
+        match with_keychain(move |k| k.remember(&sign_in)).await {
+            Ok(()) => Remembered {
+                stored: true,
+                message: "Confab will sign you in when it starts, until you sign out.".into(),
+            },
+            Err(e) => {
+                tracing::warn!(target: "confab::shell", code = e.code(), "could not remember the sign-in");
+                Remembered {
+                    stored: false,
+                    message: keychain_message(&e),
+                }
+            }
+        }
+    } else {
+        // Signing in without "Remember me" replaces an older remembered sign-in.
+        let _ = with_keychain(|k| k.forget()).await;
+        Remembered {
+            stored: false,
+            message: "Not remembered: you will sign in again next time.".into(),
+        }
     });
-    let client = new_client(&local);
+    Ok(signed_in)
+}
+
+async fn connect_remembered(
+    app: AppHandle,
+    local: &LocalMode,
+    session: &Session,
+    sign_in: &RememberedSignIn,
+) -> Result<SignedIn, CommandError> {
+    let mut user = User::new(&sign_in.user_id);
+    user.name = sign_in.name.clone();
+    let (source, token_source) = token_source(
+        local,
+        &sign_in.backend,
+        &sign_in.user_id,
+        &sign_in.credential,
+    )?;
+    let client = client_for(local, &sign_in.backend);
     let connecting = client.clone();
-    start(app, &session, client, async move {
-        connecting.connect_user(user, provider).await
+    let active = Active {
+        client,
+        backend: sign_in.backend.clone(),
+        token_source,
+        call: None,
+    };
+    start(app, session, active, async move {
+        connecting.connect_user(user, source).await
     })
     .await
+}
+
+/// What the page learns at start-up about the remembered sign-in.
+#[derive(Debug, Serialize)]
+pub struct Restored {
+    pub signed_in: Option<SignedIn>,
+    /// Where the remembered sign-in pointed, so the form shows it even if connecting failed.
+    pub backend: Option<Backend>,
+    pub keychain_available: bool,
+    /// Plain words for the page when something went wrong.
+    pub message: Option<String>,
+}
+
+/// Signs in with what the keychain remembers, if anything.
+#[tauri::command]
+pub async fn restore_sign_in(
+    app: AppHandle,
+    local: State<'_, LocalMode>,
+    session: State<'_, Session>,
+) -> Result<Restored, CommandError> {
+    let remembered = match with_keychain(|k| k.recall()).await {
+        Ok(r) => r,
+        Err(e @ KeychainError::Unavailable(_)) => {
+            tracing::info!(target: "confab::shell", code = e.code(), "no keychain");
+            return Ok(Restored {
+                signed_in: None,
+                backend: None,
+                keychain_available: false,
+                message: Some(
+                    "No keychain is available on this computer, so Confab cannot remember a sign-in: you stay signed in until Confab closes.".into(),
+                ),
+            });
+        }
+        Err(e) => {
+            return Ok(Restored {
+                signed_in: None,
+                backend: None,
+                keychain_available: true,
+                message: Some(format!("{e}.")),
+            })
+        }
+    };
+    let Some(sign_in) = remembered else {
+        return Ok(Restored {
+            signed_in: None,
+            backend: None,
+            keychain_available: true,
+            message: None,
+        });
+    };
+    let backend = Some(sign_in.backend.clone());
+    match connect_remembered(app, &local, &session, &sign_in).await {
+        Ok(mut signed_in) => {
+            signed_in.remembered = Some(Remembered {
+                stored: true,
+                message: "Signed in from the keychain.".into(),
+            });
+            Ok(Restored {
+                signed_in: Some(signed_in),
+                backend,
+                keychain_available: true,
+                message: None,
+            })
+        }
+        Err(e) => {
+            // A token that can never work again is dropped; an unreachable coordinator is not
+            // the sign-in's fault, so it stays for next time.
+            if matches!(
+                e.code(),
+                "token_rejected" | "token_expired" | "token_invalid"
+            ) {
+                let _ = with_keychain(|k| k.forget()).await;
+            }
+            Ok(Restored {
+                signed_in: None,
+                backend,
+                keychain_available: true,
+                message: Some(format!("Your remembered sign-in did not work: {e}")),
+            })
+        }
+    }
 }
 
 /// Joins as a guest: only a display name (and optionally an avatar URL).
@@ -244,9 +545,11 @@ pub async fn join_as_guest(
     app: AppHandle,
     local: State<'_, LocalMode>,
     session: State<'_, Session>,
+    backend: Backend,
     name: String,
     image: Option<String>,
 ) -> Result<SignedIn, CommandError> {
+    let backend = valid_backend(backend)?;
     let name = clean_name(Some(name))?
         .ok_or_else(|| CommandError::InvalidInput("Type the name others will see.".into()))?;
     let image = image.map(|i| i.trim().to_owned()).filter(|i| !i.is_empty());
@@ -263,122 +566,73 @@ pub async fn join_as_guest(
         image,
         ..Guest::default()
     };
-    let client = new_client(&local);
+    let client = client_for(&local, &backend);
     let connecting = client.clone();
-    start(app, &session, client, async move {
+    let active = Active {
+        client,
+        backend,
+        token_source: "guest token from the coordinator",
+        call: None,
+    };
+    start(app, &session, active, async move {
         connecting.connect_guest(guest).await
     })
     .await
 }
 
+/// Leaves any call, disconnects, and forgets the remembered sign-in.
 #[tauri::command]
-pub async fn sign_out(session: State<'_, Session>) -> Result<(), CommandError> {
-    if let Some(client) = session.client.lock().await.take() {
-        client.disconnect_user().await;
+pub async fn sign_out(session: State<'_, Session>) -> Result<SignedOut, CommandError> {
+    if let Some(active) = session.active.lock().await.take() {
+        if let Some(call) = active.call {
+            call.leave().await;
+        }
+        active.client.disconnect_user().await;
     }
-    Ok(())
+    let forgotten = with_keychain(|k| k.forget()).await;
+    Ok(SignedOut {
+        keychain_cleared: forgotten.is_ok(),
+        message: forgotten.err().map(|e| keychain_message(&e)),
+    })
 }
 
 #[derive(Debug, Serialize)]
-pub struct Livestream {
-    pub cid: String,
-    pub backstage: bool,
-    pub hls_playlist_url: Option<String>,
-    /// For hosts: a token that lets anonymous viewers watch this call and no other.
-    pub viewer_token: Option<String>,
+pub struct SignedOut {
+    pub keychain_cleared: bool,
+    pub message: Option<String>,
 }
 
-fn valid_call_id(id: &str) -> Result<String, CommandError> {
-    let id = id.trim();
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(id.to_owned())
-    } else {
-        Err(CommandError::InvalidInput(
-            "A call id is 1 to 64 letters, digits, '-' or '_'.".into(),
-        ))
-    }
+/// What the token inspector shows: the claims and where tokens come from. Never the token.
+#[derive(Debug, Serialize)]
+pub struct TokenInfo {
+    pub user_id: Option<String>,
+    pub role: Option<String>,
+    pub call_cids: Option<Vec<String>>,
+    pub issued_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub expires_in_s: Option<f64>,
+    pub source: &'static str,
+    pub provider_calls: u32,
 }
 
-fn api_error(e: confab_client::ApiError, call: &str) -> CommandError {
-    let (code, message) = match e.code() {
-        Some(16) => ("not_found", format!("There is no livestream {call}.")),
-        Some(17) => (
-            "not_allowed",
-            format!("This token does not let you watch {call}: it is for another call. Ask the host for a token for {call}."),
-        ),
-        Some(40) => ("token_expired", "The token has expired. Ask the host for a new one.".to_owned()),
-        Some(43) => ("token_rejected", "The token was rejected. Ask the host for a new one.".to_owned()),
-        _ => ("request_failed", e.to_string()),
+#[tauri::command]
+pub async fn token_info(session: State<'_, Session>) -> Result<Option<TokenInfo>, CommandError> {
+    let slot = session.active.lock().await;
+    let Some(active) = slot.as_ref() else {
+        return Ok(None);
     };
-    CommandError::Session { code, message }
-}
-
-/// Creates a livestream hosted by the signed-in user (it starts in backstage) and returns a
-/// viewer token scoped to it.
-#[tauri::command]
-pub async fn create_livestream(
-    local: State<'_, LocalMode>,
-    session: State<'_, Session>,
-    call_id: String,
-) -> Result<Livestream, CommandError> {
-    let call_id = valid_call_id(&call_id)?;
-    let slot = session.client.lock().await;
-    let client = slot.as_ref().ok_or_else(|| CommandError::Session {
-        code: "not_signed_in",
-        message: "Sign in to host a livestream.".into(),
-    })?;
-    let cid = format!("livestream:{call_id}");
-    let call = client
-        .call("livestream", &call_id)
-        .get_or_create(None)
-        .await
-        .map_err(|e| api_error(e, &cid))?;
-    let viewer_token = local.coordinator.sign(&confab_coordinator::Claims {
-        user_id: Some(confab_client::user::ANONYMOUS_USER_ID.into()),
-        role: Some("viewer".into()),
-        call_cids: Some(vec![cid.clone()]),
-        ..Default::default()
-    });
-    Ok(Livestream {
-        cid,
-        backstage: call.backstage(),
-        hls_playlist_url: call.hls_playlist_url().map(str::to_owned),
-        viewer_token: Some(viewer_token),
-    })
-}
-
-/// Watches a livestream anonymously (no socket), with an optional call token.
-#[tauri::command]
-pub async fn watch_livestream(
-    local: State<'_, LocalMode>,
-    call_id: String,
-    call_token: Option<String>,
-) -> Result<Livestream, CommandError> {
-    let call_id = valid_call_id(&call_id)?;
-    let cid = format!("livestream:{call_id}");
-    let viewer = new_client(&local);
-    let token = call_token
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .map(TokenSource::token);
-    viewer
-        .connect_anonymous(token)
-        .await
-        .map_err(connect_error)?;
-    let call = viewer
-        .call("livestream", &call_id)
-        .get()
-        .await
-        .map_err(|e| api_error(e, &cid))?;
-    Ok(Livestream {
-        cid,
-        backstage: call.backstage(),
-        hls_playlist_url: call.hls_playlist_url().map(str::to_owned),
-        viewer_token: None,
-    })
+    let Some(tokens) = active.client.token_manager() else {
+        return Ok(None);
+    };
+    let claims = tokens.current_claims();
+    Ok(Some(TokenInfo {
+        user_id: claims.as_ref().and_then(|c| c.user_id.clone()),
+        role: claims.as_ref().and_then(|c| c.role.clone()),
+        call_cids: claims.as_ref().and_then(|c| c.call_cids.clone()),
+        issued_at: claims.as_ref().and_then(|c| c.iat),
+        expires_at: claims.as_ref().and_then(|c| c.exp),
+        expires_in_s: tokens.current_expires_in(),
+        source: active.token_source,
+        provider_calls: tokens.provider_calls(),
+    }))
 }

@@ -75,6 +75,8 @@ test('errors reach the page as {code, message} and ungranted commands are refuse
 
 test('the diagnostics panel changes a scope\'s level and exports diagnostics without secrets', async (t) => {
   await withApp(t, async (app) => {
+    await app.click('#open-diagnostics');
+    assert.equal(await app.attribute('#open-diagnostics', 'aria-expanded'), 'true');
     assert.equal(await app.attribute('#level-default', 'value'), 'warn');
     assert.equal(await app.attribute('#level-connection', 'value'), '');
 
@@ -113,8 +115,22 @@ test('the diagnostics panel changes a scope\'s level and exports diagnostics wit
   });
 });
 
-test('the fake camera previews in the page, the meter moves, and choices are listed', async (t) => {
+/** Signs in as a guest from the start screen and waits for the lobby. */
+async function joinAsGuest(app, name) {
+  await app.fill('#guest-name', name);
+  await app.click('#guest-form button[type="submit"]');
+  await waitFor('the lobby', async () => (await app.attribute('#app', 'data-screen')) === 'lobby');
+}
+
+/** Connected, and the sign-in's answer has reached the page (the lobby is on screen). */
+const connected = (app) => waitFor('connected, in the lobby', async () =>
+  (await app.attribute('#connection', 'data-state')) === 'connected' && (await app.attribute('#app', 'data-screen')) !== 'start');
+
+test('the fake camera previews in the lobby, the meter moves, and choices are listed', async (t) => {
   await withApp(t, async (app) => {
+    // No camera runs on the start screen.
+    assert.equal(await app.attribute('#preview', 'data-frames'), null);
+    await joinAsGuest(app, 'Pat Preview');
     await waitFor('preview frames', async () => Number(await app.attribute('#preview', 'data-frames')) > 10);
     // The canvas shows the test pattern's bars: read pixels back from the page.
     const pixels = await app.evalAsync(`
@@ -138,34 +154,78 @@ test('the fake camera previews in the page, the meter moves, and choices are lis
     // The test sound plays on PulseAudio's null sink.
     await app.click('#test-tone');
     await waitFor('the test sound', async () => (await app.text('#devices-status')) === 'Played a test sound');
+    await app.screenshot('screen-lobby');
   });
 });
 
-test('local sign-in reaches connected, and a guest joins with the typed name', async (t) => {
+test('a device choice survives a restart', async (t) => {
+  const speakerKey = async (app) => app.evalAsync(`
+    const o = Array.from(document.querySelectorAll('#pick-speaker option')).find((o) => o.textContent === 'Confab-Test-Speaker');
+    return o ? o.value : null;`);
+  let speaker;
+  await withApp(t, async (app) => {
+    await joinAsGuest(app, 'Dee Vices');
+    const selected = async (kind) => (await app.evalAsync(`return await window.__TAURI__.core.invoke('list_devices');`)).selection.selected[kind];
+    await app.click('#pick-microphone option[value="fake:microphone:tone"]');
+    await waitFor('the microphone choice', async () => (await selected('microphone')) === 'fake:microphone:tone');
+    speaker = await waitFor('the PulseAudio null sink in the list', () => speakerKey(app));
+    await app.click(`#pick-speaker option[value="${speaker}"]`);
+    await waitFor('the speaker choice', async () => (await selected('speaker')) === speaker);
+  });
+  await withApp(t, async (app) => {
+    await joinAsGuest(app, 'Dee Vices');
+    assert.equal(await app.attribute('#pick-microphone', 'value'), 'fake:microphone:tone');
+    assert.equal(await app.attribute('#pick-speaker', 'value'), speaker);
+    // Back to the defaults, so later tests start from them.
+    const selected = async (kind) => (await app.evalAsync(`return await window.__TAURI__.core.invoke('list_devices');`)).selection.selected[kind] ?? 'default';
+    await app.click('#pick-microphone option[value="default"]');
+    await waitFor('the default microphone', async () => (await selected('microphone')) === 'default');
+    await app.click('#pick-speaker option[value="default"]');
+    await waitFor('the default speaker', async () => (await selected('speaker')) === 'default');
+  }, { shot: 'a-device-choice-survives-a-restart-2' });
+});
+
+test('local sign-in reaches connected, the token inspector shows the minted token, and a guest joins with the typed name', async (t) => {
   await withApp(t, async (app) => {
     assert.equal(await app.text('#connection'), 'Not signed in');
-    await app.type('#sign-in-user', 'alice');
-    await app.type('#sign-in-name', 'Alice Liddell');
+    await app.screenshot('screen-start');
+    await app.fill('#sign-in-user', 'alice');
+    await app.fill('#sign-in-name', 'Alice Liddell');
     await app.click('#sign-in-form button[type="submit"]');
-    await waitFor('connected', async () => (await app.attribute('#connection', 'data-state')) === 'connected');
+    await connected(app);
     assert.equal(await app.text('#connection'), 'Connected');
+    assert.equal(await app.attribute('#app', 'data-screen'), 'lobby');
     assert.equal(await app.text('#who'), 'Alice Liddell');
+
+    // The token inspector: claims and a countdown, never the token.
+    await app.click('#open-diagnostics');
+    await waitFor('the inspector', async () => (await app.attribute('#token-inspector', 'data-signed-in')) === 'true');
+    assert.equal(await app.text('#token-inspector dd[data-field="user"]'), 'alice');
+    assert.equal(await app.text('#token-inspector dd[data-field="source"]'), 'minted by this computer');
+    const first = await app.text('#token-inspector dd[data-field="expires-in"]');
+    assert.match(first, /^(59 min|1 h 0 min) \d+ s$/);
+    await waitFor('the countdown to move', async () => (await app.text('#token-inspector dd[data-field="expires-in"]')) !== first, { timeoutMs: 5000 });
+    assert.doesNotMatch(await app.text('#diagnostics'), /eyJ/);
+    const timeline = await app.evalAsync(`return Array.from(document.querySelectorAll('#timeline li')).map((li) => li.dataset.state);`);
+    assert.deepEqual(timeline, ['connecting', 'connected']);
+    await app.screenshot('screen-diagnostics');
+    await app.click('#open-diagnostics');
 
     await app.click('#sign-out');
     await waitFor('signed out', async () => (await app.text('#connection')) === 'Not signed in');
+    assert.equal(await app.attribute('#app', 'data-screen'), 'start');
 
     // A bad user id is explained, not sent.
-    await app.evalAsync(`document.getElementById('sign-in-user').value = ''; return true;`);
-    await app.type('#sign-in-user', 'not valid!');
+    await app.fill('#sign-in-user', 'not valid!');
     await app.click('#sign-in-form button[type="submit"]');
     await waitFor('the error', async () => /A user id is/.test(await app.text('#session-error')));
 
-    await app.type('#guest-name', 'Gus Guest');
-    await app.click('#guest-form button[type="submit"]');
-    await waitFor('the guest connected', async () => (await app.attribute('#connection', 'data-state')) === 'connected');
+    await joinAsGuest(app, 'Gus Guest');
+    await connected(app);
     assert.equal(await app.text('#who'), 'Gus Guest (guest)');
 
     // The connection timeline is in the diagnostics export.
+    await app.click('#open-diagnostics');
     await app.click('#export-diagnostics');
     const file = await waitFor('the export', () => app.attribute('#export-result', 'data-path'));
     const exported = JSON.parse(await readFile(file, 'utf8'));
@@ -175,36 +235,61 @@ test('local sign-in reaches connected, and a guest joins with the typed name', a
   });
 });
 
-test('anonymous viewers watch with no token and with a call token; a token for another call is refused', async (t) => {
+test('a host goes live from backstage; anonymous viewers watch with no token and with a call token; a token for another call is refused', async (t) => {
   await withApp(t, async (app) => {
-    // A host creates two livestreams and takes the viewer token of the second.
-    await app.type('#sign-in-user', 'host');
+    await app.fill('#sign-in-user', 'host');
+    await app.fill('#sign-in-name', 'Hana Host');
     await app.click('#sign-in-form button[type="submit"]');
-    await waitFor('the host signed in', async () => (await app.attribute('#connection', 'data-state')) === 'connected');
+    await connected(app);
+
+    // Host two livestreams; keep the viewer token of the second.
+    const tokens = {};
     for (const id of ['show', 'other']) {
-      await app.evalAsync(`document.getElementById('host-call').value = ''; return true;`);
-      await app.type('#host-call', id);
-      await app.click('#host-form button[type="submit"]');
-      await waitFor(`livestream ${id}`, async () => (await app.text('#host-result')).startsWith(`livestream:${id} is in backstage`));
+      await app.click('#join-type option[value="livestream"]');
+      await app.fill('#join-call', id);
+      await app.click('#join-form button[type="submit"]');
+      await waitFor(`livestream ${id}`, async () => (await app.attribute('#call-title', 'data-cid')) === `livestream:${id}`);
+      assert.equal(await app.text('#call-live'), 'Backstage');
+      assert.equal(await app.text('#participants li'), 'Hana Host (you)');
+      await app.click('#share-viewer-token');
+      tokens[id] = await waitFor('the viewer token', () => app.attribute('#host-result', 'data-token'));
+      if (id === 'show') {
+        await app.screenshot('screen-call-backstage');
+        await app.click('#go-live');
+        await waitFor('live', async () => (await app.text('#call-live')) === 'Live');
+        assert.equal(await app.attribute('#stop-live', 'hidden'), null);
+        await app.screenshot('screen-call-live');
+      }
+      await app.click('#leave-call');
+      await waitFor('the lobby', async () => (await app.attribute('#app', 'data-screen')) === 'lobby');
+      await app.evalAsync(`document.getElementById('host-result').removeAttribute('data-token'); return true;`);
     }
-    const otherToken = await app.attribute('#host-result', 'data-token');
     await app.click('#sign-out');
+    await waitFor('the start screen', async () => (await app.attribute('#app', 'data-screen')) === 'start');
 
     const watch = async (id, token) => {
-      await app.evalAsync(`
-        document.getElementById('watch-call').value = '';
-        document.getElementById('watch-token').value = '';
-        document.getElementById('watch-result').textContent = '';
-        return true;`);
-      await app.type('#watch-call', id);
-      if (token) await app.type('#watch-token', token);
+      await app.fill('#watch-call', id);
+      await app.fill('#watch-token', token ?? '');
+      await app.evalAsync(`document.getElementById('session-error').textContent = ''; document.getElementById('watch-result').textContent = ''; return true;`);
       await app.click('#watch-form button[type="submit"]');
-      return waitFor('an answer', async () => (await app.text('#watch-result')) || false);
+      const answer = await waitFor('an answer', async () => (await app.text('#watch-result')) || (await app.text('#session-error')));
+      if ((await app.attribute('#app', 'data-screen')) === 'watch') {
+        await app.click('#stop-watching');
+        await waitFor('the start screen', async () => (await app.attribute('#app', 'data-screen')) === 'start');
+      }
+      return answer;
     };
-    assert.equal(await watch('show'), 'livestream:show: backstage, the host has not gone live yet');
-    assert.equal(await watch('other', otherToken), 'livestream:other: backstage, the host has not gone live yet');
-    assert.match(await watch('show', otherToken), /does not let you watch livestream:show: it is for another call/);
-    assert.equal(await app.attribute('#watch-result', 'data-state'), 'error');
+    assert.equal(await watch('show'), 'livestream:show: live');
+    assert.equal(await watch('other', tokens.other), 'livestream:other: backstage, the host has not gone live yet');
+    assert.match(await watch('show', tokens.other), /does not let you watch livestream:show: it is for another call/);
     assert.match(await watch('nothing-here'), /There is no livestream livestream:nothing-here/);
+
+    // The watch screen itself, for the README.
+    await app.fill('#watch-call', 'show');
+    await app.fill('#watch-token', '');
+    await app.click('#watch-form button[type="submit"]');
+    await waitFor('the watch screen', async () => (await app.attribute('#app', 'data-screen')) === 'watch');
+    assert.equal(await app.text('#watch-live'), 'Live');
+    await app.screenshot('screen-watch');
   });
 });

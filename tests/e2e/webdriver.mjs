@@ -44,11 +44,13 @@ export async function waitFor(what, probe, { timeoutMs = 15000, intervalMs = 100
 
 /** tauri-driver on free ports, stopped with SIGTERM so it also stops WebKitWebDriver. */
 export class TauriDriver {
-  static async start() {
+  /** `env` is added to the driver's environment, which the app it starts inherits. */
+  static async start(env = {}) {
     const port = await freePort();
     const nativePort = await freePort();
     const child = spawn('tauri-driver', ['--port', String(port), '--native-port', String(nativePort)], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     const log = [];
     child.stdout.on('data', (d) => log.push(d.toString()));
@@ -86,10 +88,9 @@ export class WebDriverError extends Error {
 }
 
 export class Session {
-  /** Starts the app binary in a new session. `env` is passed to the app's process. */
-  static async launch(driver, application, { args = [], env } = {}) {
+  /** Starts the app binary in a new session. */
+  static async launch(driver, application, { args = [] } = {}) {
     const options = { application, args };
-    if (env) options.env = env;
     const body = {
       capabilities: { alwaysMatch: { browserName: 'wry', 'tauri:options': options } },
     };
@@ -125,6 +126,13 @@ export class Session {
 
   async type(css, text) {
     await this.cmd('POST', `/element/${await this.find(css)}/value`, { text });
+  }
+
+  /** Replaces an input's value, as a person selecting all and typing would. */
+  async fill(css, text) {
+    const id = await this.find(css);
+    await this.cmd('POST', `/element/${id}/clear`, {});
+    if (text) await this.cmd('POST', `/element/${id}/value`, { text });
   }
 
   /** Runs `body` as an async function in the page and returns what it resolves to. */
@@ -168,7 +176,7 @@ async function request(base, method, route, body) {
 }
 
 /** Pids of running processes whose program is `application`. */
-async function appProcesses(application) {
+export async function appProcesses(application) {
   const pids = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -201,19 +209,19 @@ async function ensureAppExited(application, before) {
  * Runs `body(session)` against a fresh app instance, saves a screenshot named after the test
  * whether it passed or not, and always stops the app and the driver.
  */
-export async function withApp(t, body, launchOptions) {
+export async function withApp(t, body, { env, args, shot } = {}) {
   const application = process.env.CONFAB_APP ?? path.join(repoRoot, 'target', 'debug', 'confab');
   const before = await appProcesses(application);
-  const driver = await TauriDriver.start();
+  const driver = await TauriDriver.start(env);
   let session;
   try {
-    session = await Session.launch(driver, application, launchOptions);
+    session = await Session.launch(driver, application, { args });
     await waitFor('the UI to be ready', () =>
       session.attribute('#app', 'data-ready').then((v) => v === 'true'));
     await body(session);
   } finally {
     if (session) {
-      await session.screenshot(t.name).catch((err) => console.error('screenshot failed:', err));
+      await session.screenshot(shot ?? t.name).catch((err) => console.error('screenshot failed:', err));
       await session.quit().catch(() => {});
     }
     await driver.stop();

@@ -45,6 +45,9 @@ pub enum ConnectionState {
         attempt: u32,
         next_retry_in: Duration,
     },
+    /// The coordinator said the token expired: getting a new one from the provider, then
+    /// reconnecting at once.
+    RefreshingToken,
     /// Lost for longer than `offline_after`: still retrying.
     Offline {
         attempt: u32,
@@ -410,7 +413,9 @@ impl SocketTask {
                 announced_offline = true;
                 let _ = self.events.send(Event::ConnectionChanged { online: false });
             }
-            self.state.send_replace(if offline {
+            self.state.send_replace(if token_expired {
+                ConnectionState::RefreshingToken
+            } else if offline {
                 ConnectionState::Offline {
                     attempt,
                     next_retry_in: delay,

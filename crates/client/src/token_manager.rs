@@ -189,6 +189,16 @@ impl TokenManager {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The claims of the token in use now (for an inspector; never the token itself).
+    pub fn current_claims(&self) -> Option<crate::token::TokenClaims> {
+        self.current().and_then(|t| t.claims().ok())
+    }
+
+    /// Seconds until the current token expires, if it has one with `exp`.
+    pub fn current_expires_in(&self) -> Option<f64> {
+        self.current().and_then(|t| self.expires_in(&t))
+    }
+
     fn current(&self) -> Option<Token> {
         self.current
             .lock()

@@ -186,9 +186,18 @@ async fn an_expired_static_token_is_refreshed_once_through_the_provider_on_the_s
         ..Default::default()
     });
     let (calls, provider) = provider(&c, "carol");
-    let TokenSource::Provider(p) = provider else {
+    let TokenSource::Provider(inner) = provider else {
         unreachable!()
     };
+    // A provider that takes 100 ms, as a real token server does: long enough for the state
+    // below to be seen.
+    let p: Arc<dyn confab_client::token_manager::TokenProvider> = Arc::new(move || {
+        let fetch = inner.fetch();
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fetch.await
+        }
+    });
     let client = VideoClient::new(c.api_key(), options(&c));
     // Static first, provider for refreshes: the static token has expired, so the client
     // refreshes before sending it rather than waiting to be refused.
@@ -202,12 +211,27 @@ async fn an_expired_static_token_is_refreshed_once_through_the_provider_on_the_s
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     // The coordinator expires carol's tokens: code 40 on the socket, one refresh, reconnect.
+    // Every state on the way is recorded, so the app can say "token expired: refreshing".
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut states = client.state();
+    let recorder = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while states.changed().await.is_ok() {
+                let now = states.borrow_and_update().clone();
+                seen.lock().unwrap().push(now);
+            }
+        })
+    };
     let before = connection_id(&client);
     c.inject(FaultCommand::ExpireTokens {
         user_id: "carol".into(),
     });
     wait_for_new_connection(&client, &before, "a new connection").await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    recorder.abort();
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.contains(&ConnectionState::RefreshingToken), "{seen:?}");
     c.shutdown().await;
 }
 
@@ -631,5 +655,47 @@ async fn connect_retries_wait_streams_intervals() {
     assert!(
         waited >= Duration::from_millis(2500) && waited < Duration::from_millis(7500),
         "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_url_provider_gets_tokens_from_the_dev_endpoint_and_reports_failures_plainly() {
+    let c = confab_coordinator::start(CoordinatorConfig {
+        dev_token_endpoint: true,
+        ..CoordinatorConfig::default()
+    })
+    .await
+    .unwrap();
+    // The endpoint mints a short-lived token for whoever the query names.
+    let url = format!(
+        "{}/api/token?ttl=3600",
+        c.base_url().trim_end_matches("/video")
+    );
+    let source = confab_client::token_url_provider(&url, "alice").unwrap();
+    let client = VideoClient::new(c.api_key(), options(&c));
+    let me = client
+        .connect_user(User::new("alice"), source)
+        .await
+        .unwrap();
+    assert_eq!(me.id, "alice");
+    let tokens = client.token_manager().unwrap();
+    assert_eq!(tokens.provider_calls(), 1);
+    let claims = tokens.current_claims().unwrap();
+    assert_eq!(claims.user_id.as_deref(), Some("alice"));
+    let left = tokens.current_expires_in().unwrap();
+    assert!((3500.0..=3601.0).contains(&left), "{left}");
+    client.disconnect_user().await;
+
+    // A URL that answers 404: the error says so, and no body text leaks into it.
+    let missing = format!("{}/api/nothing", c.base_url().trim_end_matches("/video"));
+    let source = confab_client::token_url_provider(&missing, "alice").unwrap();
+    let client = VideoClient::new(c.api_key(), options(&c).with_max_connect_user_retries(1));
+    let err = client
+        .connect_user(User::new("alice"), source)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the token URL answered 404"),
+        "{err}"
     );
 }

@@ -22,7 +22,7 @@ use crate::store::{CallRecord, UserDetails};
 pub type Shared = Arc<AppState>;
 
 /// A JSON answer with Stream's `duration` field filled in.
-fn reply(status: StatusCode, mut body: Value, started: Instant) -> Response {
+pub(crate) fn reply(status: StatusCode, mut body: Value, started: Instant) -> Response {
     body["duration"] = json!(format!("{:.2}ms", started.elapsed().as_secs_f64() * 1000.0));
     (status, Json(body)).into_response()
 }
@@ -112,8 +112,14 @@ pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result
         }
         members_json.push(mj);
     }
+    let playlist_url = state.broadcasts.playlist_url(&state.base_url, &call.cid);
+    let mut call_json = model::call_json(call, &created_by, session_view, playlist_url.as_deref());
+    if call_json["session"].is_object() {
+        call_json["session"]["anonymous_participant_count"] =
+            json!(state.broadcasts.viewers(&call.cid));
+    }
     Ok(json!({
-        "call": model::call_json(call, &created_by, session_view, None),
+        "call": call_json,
         "members": members_json,
         "membership": membership,
         "own_capabilities": model::own_capabilities(call_type, role),
@@ -460,7 +466,7 @@ pub fn announce_left(
     )
 }
 
-async fn host_action(
+pub(crate) async fn host_action(
     state: &AppState,
     call_type: &str,
     id: &str,

@@ -5,6 +5,7 @@
 
 mod api;
 pub mod auth;
+mod broadcast;
 pub mod error;
 pub mod faults;
 mod hub;

@@ -160,6 +160,21 @@ pub fn router(state: Arc<AppState>, dev_token_endpoint: bool) -> Router {
         .route("/call/{type}/{id}/go_live", post(api::go_live))
         .route("/call/{type}/{id}/stop_live", post(api::stop_live))
         .route("/call/{type}/{id}/members", post(api::update_members))
+        .route(
+            "/call/{type}/{id}/start_broadcasting",
+            post(crate::broadcast::start_broadcasting),
+        )
+        .route(
+            "/call/{type}/{id}/stop_broadcasting",
+            post(crate::broadcast::stop_broadcasting),
+        )
+        .route(
+            "/call/{type}/{id}/hls/{file}",
+            axum::routing::put(crate::broadcast::upload).layer(
+                axum::extract::DefaultBodyLimit::max(crate::broadcast::MAX_UPLOAD_BYTES),
+            ),
+        )
+        .route("/hls/{type}/{id}/{file}", get(crate::broadcast::serve))
         .route("/calls", post(api::query_calls))
         .route("/call_client_event", post(api::call_client_event))
         .route("/edges", get(api::edges))
@@ -218,6 +233,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         faults: Faults::new(config.fault_injection),
         limits: config.limits.clone(),
         base_url: format!("http://{local_addr}/video"),
+        broadcasts: crate::broadcast::Broadcasts::default(),
     });
     let app = router(state.clone(), config.dev_token_endpoint);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

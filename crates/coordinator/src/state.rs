@@ -18,6 +18,7 @@ pub struct AppState {
     pub limits: Limits,
     /// `http://HOST:PORT/video`, for URLs the coordinator hands out.
     pub base_url: String,
+    pub broadcasts: crate::broadcast::Broadcasts,
 }
 
 #[derive(Debug, Clone)]

@@ -104,6 +104,7 @@ impl TestPattern {
         let scale = (h / 90).max(2);
         draw_number(&mut frame.rgba, w, scale, scale, self.sequence);
         draw_number(&mut frame.rgba, w, scale, scale * 8, now_ms);
+        draw_timestamp_code(&mut frame.rgba, w, h, now_ms);
         frame.width = self.width;
         frame.height = self.height;
         frame.sequence = self.sequence;
@@ -122,6 +123,55 @@ impl TestPattern {
         self.render_into(&mut frame, now_ms);
         frame
     }
+}
+
+/// Bits of the render time in the bar code along the bottom edge: 2^44 ms is 557 years.
+pub const TIMESTAMP_CODE_BITS: usize = 44;
+
+/// Where the bar code sits: the rows `[top, bottom)` of a frame `height` high, below the
+/// moving square. Cell `i` spans columns `[i * width / 44, (i + 1) * width / 44)`.
+pub fn timestamp_code_rows(height: usize) -> (usize, usize) {
+    let strip = (height / 12).max(4);
+    (height - strip + strip / 4, height - strip / 4)
+}
+
+/// The render time as a row of white (1) and black (0) cells, most significant bit first.
+/// Big cells survive video compression, so a viewer can read the time back from a decoded
+/// frame ([`read_timestamp_code`]) and compare it with its own clock.
+fn draw_timestamp_code(rgba: &mut [u8], width: usize, height: usize, now_ms: u64) {
+    let (top, bottom) = timestamp_code_rows(height);
+    for bit in 0..TIMESTAMP_CODE_BITS {
+        let on = (now_ms >> (TIMESTAMP_CODE_BITS - 1 - bit)) & 1 == 1;
+        let x0 = bit * width / TIMESTAMP_CODE_BITS;
+        let x1 = (bit + 1) * width / TIMESTAMP_CODE_BITS;
+        let color = if on {
+            [255, 255, 255, 255]
+        } else {
+            [0, 0, 0, 255]
+        };
+        fill(rgba, width, x0, top, x1 - x0, bottom - top, color);
+    }
+}
+
+/// Reads the render time back from an RGBA frame (after scaling or lossy coding), sampling
+/// the middle of each cell (drawn and read with the same integer edges). `None` when the
+/// frame is too small to hold the code.
+pub fn read_timestamp_code(rgba: &[u8], width: usize, height: usize) -> Option<u64> {
+    if width < TIMESTAMP_CODE_BITS || height < 48 || rgba.len() < width * height * 4 {
+        return None;
+    }
+    let (top, bottom) = timestamp_code_rows(height);
+    let y = (top + bottom) / 2;
+    let mut value = 0u64;
+    for bit in 0..TIMESTAMP_CODE_BITS {
+        let x0 = bit * width / TIMESTAMP_CODE_BITS;
+        let x1 = (bit + 1) * width / TIMESTAMP_CODE_BITS;
+        let x = (x0 + x1) / 2;
+        let i = (y * width + x) * 4;
+        let luma = (u32::from(rgba[i]) + u32::from(rgba[i + 1]) + u32::from(rgba[i + 2])) / 3;
+        value = (value << 1) | u64::from(luma > 128);
+    }
+    Some(value)
 }
 
 fn draw_number(rgba: &mut [u8], width: usize, left: usize, top: usize, value: u64) {
@@ -192,6 +242,21 @@ mod tests {
     fn pixel(frame: &Frame, x: u32, y: u32) -> [u8; 4] {
         let i = ((y * frame.width + x) * 4) as usize;
         frame.rgba[i..i + 4].try_into().unwrap()
+    }
+
+    #[test]
+    fn the_render_time_reads_back_from_the_bar_code_at_any_size() {
+        for (w, h) in [(1280, 720), (320, 180), (64, 48)] {
+            let mut pattern = TestPattern::new(w, h);
+            let now = 1_795_845_117_369;
+            let frame = pattern.next_frame(now);
+            assert_eq!(
+                read_timestamp_code(&frame.rgba, w as usize, h as usize),
+                Some(now),
+                "{w}x{h}"
+            );
+        }
+        assert_eq!(read_timestamp_code(&[0; 16], 2, 2), None);
     }
 
     #[test]

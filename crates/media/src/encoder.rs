@@ -1,0 +1,189 @@
+//! H.264 encoding of RGBA frames with OpenH264.
+
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
+    UsageType,
+};
+use openh264::formats::{RgbaSliceU8, YUVBuffer};
+use openh264::OpenH264API;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error(
+        "a frame of {width}x{height} cannot be encoded: both sides must be at least 16 pixels"
+    )]
+    TooSmall { width: u32, height: u32 },
+    #[error("the frame has {got} bytes, not the {want} that {width}x{height} RGBA needs")]
+    WrongLength {
+        got: usize,
+        want: usize,
+        width: u32,
+        height: u32,
+    },
+    #[error("the H.264 encoder failed: {0}")]
+    Encoder(String),
+}
+
+/// One encoded frame: Annex B NAL units (with SPS and PPS before each keyframe).
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    pub annex_b: Vec<u8>,
+    pub keyframe: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderSettings {
+    pub fps: u32,
+    pub bitrate_bps: u32,
+    /// A keyframe at least this often (frames), so segments can start on one.
+    pub keyframe_interval: u32,
+}
+
+impl Default for EncoderSettings {
+    fn default() -> Self {
+        Self {
+            fps: 30,
+            bitrate_bps: 2_500_000,
+            keyframe_interval: 30,
+        }
+    }
+}
+
+pub struct H264Encoder {
+    encoder: Encoder,
+    yuv: YUVBuffer,
+    width: u32,
+    height: u32,
+}
+
+impl H264Encoder {
+    /// An encoder for frames of `width` x `height`; odd sides lose their last column or row.
+    pub fn new(width: u32, height: u32, settings: EncoderSettings) -> Result<Self, EncodeError> {
+        if width < 16 || height < 16 {
+            return Err(EncodeError::TooSmall { width, height });
+        }
+        let (width, height) = (width & !1, height & !1);
+        let config = EncoderConfig::new()
+            .usage_type(UsageType::CameraVideoRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(BitRate::from_bps(settings.bitrate_bps.max(100_000)))
+            .max_frame_rate(FrameRate::from_hz(settings.fps.clamp(1, 120) as f32))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(
+                settings.keyframe_interval.max(1),
+            ))
+            // Every frame is kept: a skipped frame would leave a hole in the timeline.
+            .skip_frames(false);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| EncodeError::Encoder(e.to_string()))?;
+        Ok(Self {
+            encoder,
+            yuv: YUVBuffer::new(width as usize, height as usize),
+            width,
+            height,
+        })
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Encodes one RGBA frame of `source_width` pixels per row (the encoder's size or one
+    /// more). `None` when the encoder produced nothing for it.
+    pub fn encode_rgba(
+        &mut self,
+        rgba: &[u8],
+        source_width: u32,
+        source_height: u32,
+        force_keyframe: bool,
+    ) -> Result<Option<EncodedFrame>, EncodeError> {
+        let want = source_width as usize * source_height as usize * 4;
+        if rgba.len() != want
+            || source_width & !1 != self.width
+            || source_height & !1 != self.height
+        {
+            return Err(EncodeError::WrongLength {
+                got: rgba.len(),
+                want,
+                width: self.width,
+                height: self.height,
+            });
+        }
+        if source_width == self.width {
+            let rows = &rgba[..self.width as usize * self.height as usize * 4];
+            self.yuv.read_rgba8(RgbaSliceU8::new(
+                rows,
+                (self.width as usize, self.height as usize),
+            ));
+        } else {
+            // Odd width: copy the even part of each row.
+            let mut even = Vec::with_capacity(self.width as usize * self.height as usize * 4);
+            for row in rgba
+                .chunks_exact(source_width as usize * 4)
+                .take(self.height as usize)
+            {
+                even.extend_from_slice(&row[..self.width as usize * 4]);
+            }
+            self.yuv.read_rgba8(RgbaSliceU8::new(
+                &even,
+                (self.width as usize, self.height as usize),
+            ));
+        }
+        if force_keyframe {
+            self.encoder.force_intra_frame();
+        }
+        let stream = self
+            .encoder
+            .encode(&self.yuv)
+            .map_err(|e| EncodeError::Encoder(e.to_string()))?;
+        let keyframe = matches!(stream.frame_type(), FrameType::IDR | FrameType::I);
+        if matches!(stream.frame_type(), FrameType::Skip | FrameType::Invalid) {
+            return Ok(None);
+        }
+        let annex_b = stream.to_vec();
+        Ok((!annex_b.is_empty()).then_some(EncodedFrame { annex_b, keyframe }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_devices::fake::TestPattern;
+
+    #[test]
+    fn the_test_pattern_encodes_with_a_keyframe_first_and_every_interval() {
+        let mut pattern = TestPattern::new(320, 180);
+        let settings = EncoderSettings {
+            keyframe_interval: 10,
+            ..EncoderSettings::default()
+        };
+        let mut encoder = H264Encoder::new(320, 180, settings).unwrap();
+        let mut keyframes = Vec::new();
+        for i in 0..25 {
+            let frame = pattern.next_frame(1_000 + i * 33);
+            let out = encoder
+                .encode_rgba(&frame.rgba, 320, 180, false)
+                .unwrap()
+                .unwrap();
+            // Annex B: starts with a start code.
+            assert!(out.annex_b.starts_with(&[0, 0, 0, 1]) || out.annex_b.starts_with(&[0, 0, 1]));
+            if out.keyframe {
+                keyframes.push(i);
+            }
+        }
+        assert_eq!(keyframes.first(), Some(&0));
+        assert!(keyframes.len() >= 3, "{keyframes:?}");
+    }
+
+    #[test]
+    fn bad_frames_are_refused_with_a_reason() {
+        assert!(matches!(
+            H264Encoder::new(8, 8, EncoderSettings::default()),
+            Err(EncodeError::TooSmall { .. })
+        ));
+        let mut encoder = H264Encoder::new(64, 48, EncoderSettings::default()).unwrap();
+        assert!(matches!(
+            encoder.encode_rgba(&[0; 10], 64, 48, false),
+            Err(EncodeError::WrongLength { .. })
+        ));
+    }
+}
