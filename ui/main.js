@@ -291,7 +291,22 @@ function stopPlayer() {
   video.load();
 }
 
-function startPlayer(url) {
+// hls.js (from npm by scripts/setup.sh) loads on the first livestream watched, not at start:
+// most windows never play one, and it costs start-up time and memory.
+let hlsLoading;
+function loadHls() {
+  hlsLoading ??= new Promise((resolve) => {
+    const script = document.createElement('script');
+    script.src = 'vendor/hls.light.min.js';
+    script.onload = () => resolve(true);
+    script.onerror = () => resolve(false); // a checkout that skipped setup
+    document.head.append(script);
+  });
+  return hlsLoading;
+}
+
+async function startPlayer(url) {
+  await loadHls();
   if (!window.Hls || !window.Hls.isSupported()) {
     showPlayerState('This window cannot play livestreams (hls.js is missing: run scripts/setup.sh).', 'error');
     return;
@@ -318,7 +333,7 @@ function startPlayer(url) {
     showPlayerState('Reconnecting…', 'reconnecting');
     // Network trouble: keep trying; anything else: start over.
     if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => player?.hls.startLoad(), 1000);
-    else setTimeout(() => player && startPlayer(player.url), 1000);
+    else setTimeout(() => player && startPlayer(player.url).catch(() => {}), 1000);
   });
   video.play().catch(() => {});
   // A playlist that stops growing while the broadcast still runs: say so.
@@ -345,7 +360,7 @@ async function watchOnce(callId, callToken) {
   const video = $('player');
   if (live.broadcasting && live.hls_playlist_url) {
     video.dataset.ended = 'false';
-    if (!player || player.url !== live.hls_playlist_url) startPlayer(live.hls_playlist_url);
+    if (!player || player.url !== live.hls_playlist_url) await startPlayer(live.hls_playlist_url);
   } else if (wasPlaying || video.dataset.ended === 'true') {
     stopPlayer();
     video.dataset.ended = 'true';
@@ -569,17 +584,21 @@ $('export-diagnostics').addEventListener('click', async () => {
   }
 });
 
+// How long each start-up step took (page clock), sent with the ready signal for the log.
+const phases = {};
+const timed = (name, promise) => promise.finally(() => { phases[name] = Math.round(performance.now()); });
+
 Promise.all([
-  showAppInfo(),
-  invoke('log_levels').then(renderLevels),
-  startDevices(),
+  timed('app_info', showAppInfo()),
+  timed('log_levels', invoke('log_levels').then(renderLevels)),
+  timed('devices', startDevices()),
   listen('confab:connection', (event) => showConnection(event.payload)),
   listen('confab:broadcast', (event) => showBroadcast(event.payload)),
   listen('confab:call', (event) => {
     if (currentCall && event.payload.cid === currentCall.cid) renderCall(event.payload);
   }),
 ])
-  .then(restoreSignIn)
+  .then(() => timed('restore_sign_in', restoreSignIn()))
   .catch((err) => {
     $('mode').textContent = 'Backend unavailable';
     $('mode').dataset.state = 'error';
@@ -588,5 +607,5 @@ Promise.all([
   .finally(() => {
     // Tests and the start-up benchmark wait for this.
     $('app').dataset.ready = 'true';
-    invoke('ui_ready').catch(() => {});
+    invoke('ui_ready', { phases }).catch(() => {});
   });

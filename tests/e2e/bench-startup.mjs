@@ -55,7 +55,8 @@ async function startToReady(extraEnv = {}) {
   clearTimeout(timer);
   child.kill('SIGTERM');
   await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
-  await rm(home, { recursive: true, force: true });
+  // WebKit's helpers may still be writing as they exit: retry the clean-up.
+  await rm(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   if (ms === null) throw new Error('the app never reported ready');
   return ms;
 }

@@ -261,14 +261,23 @@ impl DeviceManager {
     pub fn watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
+            // The list was just read by `new`: the first look is one interval away.
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
                 let Some(manager) = weak.upgrade() else {
                     return;
                 };
-                manager.refresh();
+                // Listing devices blocks (ALSA, PulseAudio, V4L): keep it off the runtime's
+                // workers, which also serve the window's commands.
+                if tokio::task::spawn_blocking(move || manager.refresh())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         })
     }
