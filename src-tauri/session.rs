@@ -275,16 +275,7 @@ fn minting_provider(local: &LocalMode, user_id: &str) -> TokenSource {
     let key = local.coordinator.signing_key();
     let subject = user_id.to_owned();
     TokenSource::provider(move || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        let token = key.sign(&confab_coordinator::Claims {
-            user_id: Some(subject.clone()),
-            iat: Some(now),
-            exp: Some(now + LOCAL_TOKEN_TTL.as_secs() as i64),
-            ..Default::default()
-        });
+        let token = key.user_token(&subject, Some(LOCAL_TOKEN_TTL));
         async move { Ok::<_, ProviderError>(token) }
     })
 }

@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 
+import { connected, joinAsGuest, onScreen } from './flows.mjs';
 import { repoRoot, screenshotDir, waitFor, withApp } from './webdriver.mjs';
 
 async function packageVersion() {
@@ -114,17 +115,6 @@ test('the diagnostics panel changes a scope\'s level and exports diagnostics wit
     assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/, 'no token in the export');
   });
 });
-
-/** Signs in as a guest from the start screen and waits for the lobby. */
-async function joinAsGuest(app, name) {
-  await app.fill('#guest-name', name);
-  await app.click('#guest-form button[type="submit"]');
-  await waitFor('the lobby', async () => (await app.attribute('#app', 'data-screen')) === 'lobby');
-}
-
-/** Connected, and the sign-in's answer has reached the page (the lobby is on screen). */
-const connected = (app) => waitFor('connected, in the lobby', async () =>
-  (await app.attribute('#connection', 'data-state')) === 'connected' && (await app.attribute('#app', 'data-screen')) !== 'start');
 
 test('the fake camera previews in the lobby, the meter moves, and choices are listed', async (t) => {
   await withApp(t, async (app) => {
@@ -261,11 +251,11 @@ test('a host goes live from backstage; anonymous viewers watch with no token and
         await app.screenshot('screen-call-live');
       }
       await app.click('#leave-call');
-      await waitFor('the lobby', async () => (await app.attribute('#app', 'data-screen')) === 'lobby');
+      await onScreen(app, 'lobby');
       await app.evalAsync(`document.getElementById('host-result').removeAttribute('data-token'); return true;`);
     }
     await app.click('#sign-out');
-    await waitFor('the start screen', async () => (await app.attribute('#app', 'data-screen')) === 'start');
+    await onScreen(app, 'start');
 
     const watch = async (id, token) => {
       await app.fill('#watch-call', id);
@@ -275,7 +265,7 @@ test('a host goes live from backstage; anonymous viewers watch with no token and
       const answer = await waitFor('an answer', async () => (await app.text('#watch-result')) || (await app.text('#session-error')));
       if ((await app.attribute('#app', 'data-screen')) === 'watch') {
         await app.click('#stop-watching');
-        await waitFor('the start screen', async () => (await app.attribute('#app', 'data-screen')) === 'start');
+        await onScreen(app, 'start');
       }
       return answer;
     };
@@ -288,7 +278,7 @@ test('a host goes live from backstage; anonymous viewers watch with no token and
     await app.fill('#watch-call', 'show');
     await app.fill('#watch-token', '');
     await app.click('#watch-form button[type="submit"]');
-    await waitFor('the watch screen', async () => (await app.attribute('#app', 'data-screen')) === 'watch');
+    await onScreen(app, 'watch');
     assert.equal(await app.text('#watch-live'), 'Live');
     await app.screenshot('screen-watch');
   });

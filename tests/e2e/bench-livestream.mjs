@@ -8,7 +8,7 @@
 
 import path from 'node:path';
 
-import { SAMPLE_FRAME, goLive, watchAnonymously } from './livestream-helpers.mjs';
+import { SAMPLE_FRAME, goLive, onScreen, watchAnonymously } from './flows.mjs';
 import { repoRoot, waitFor, withApp } from './webdriver.mjs';
 
 process.env.CONFAB_APP ??= path.join(repoRoot, 'target', 'release', 'confab');
@@ -38,7 +38,7 @@ await withApp({ name: 'bench-host' }, async (host) => {
       firstFrames.push(ms);
       if (i < JOINS - 1) {
         await viewer.click('#stop-watching');
-        await waitFor('the start screen', async () => (await viewer.attribute('#app', 'data-screen')) === 'start');
+        await onScreen(viewer, 'start');
       }
     }
     console.log(`time to first frame: median ${median(firstFrames).toFixed(0)} ms over ${JOINS} joins (min ${Math.min(...firstFrames).toFixed(0)}, max ${Math.max(...firstFrames).toFixed(0)}) [target: 2000 ms]`);

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 
+import { joinAsGuest } from './flows.mjs';
 import { appProcesses, repoRoot, waitFor, withApp } from './webdriver.mjs';
 
 const application = process.env.CONFAB_APP ?? path.join(repoRoot, 'target', 'release', 'confab');
@@ -90,9 +91,7 @@ async function lobbyMemory(label, env) {
   let rows;
   const before = await appProcesses(application);
   await withApp({ name: `bench-${label}` }, async (app) => {
-    await app.fill('#guest-name', 'Bench Guest');
-    await app.click('#guest-form button[type="submit"]');
-    await waitFor('the lobby', async () => (await app.attribute('#app', 'data-screen')) === 'lobby');
+    await joinAsGuest(app, 'Bench Guest');
     await waitFor('preview frames', async () => Number(await app.attribute('#preview', 'data-frames')) > 10);
     await sleep(5000);
     const [pid] = (await appProcesses(application)).filter((p) => !before.includes(p));

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { SAMPLE_FRAME, goLive, watchAnonymously } from './livestream-helpers.mjs';
+import { SAMPLE_FRAME, goLive, watchAnonymously } from './flows.mjs';
 import { waitFor, withApp } from './webdriver.mjs';
 
 const BARS = [[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16], [235, 16, 235], [235, 16, 16], [16, 16, 235]];

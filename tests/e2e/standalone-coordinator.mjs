@@ -29,7 +29,7 @@ export class StandaloneCoordinator {
 
   /** Starts (or starts again) on the same port with the same data, so the same API key. */
   async serve() {
-    this.child = spawn(bin, ['serve', '--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--dev-token-endpoint'], {
+    this.child = spawn(bin, ['serve', '--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--dev-token-endpoint', '--fault-injection'], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     const info = {};
@@ -67,6 +67,16 @@ export class StandaloneCoordinator {
     const json = await res.json();
     if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
     return json;
+  }
+
+  /** Flips one of the coordinator's test-only fault switches (`POST /video/_faults`). */
+  async fault(command) {
+    const res = await fetch(`${this.baseURL}/_faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(command),
+    });
+    if (!res.ok) throw new Error(`fault ${JSON.stringify(command)}: ${res.status}`);
   }
 
   async stop() {

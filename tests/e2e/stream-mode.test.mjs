@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 
 import { StandaloneCoordinator } from './standalone-coordinator.mjs';
+import { connected, onScreen } from './flows.mjs';
 import { waitFor, withApp } from './webdriver.mjs';
 
 const run = promisify(execFile);
@@ -24,10 +25,6 @@ after(async () => {
 });
 
 const state = (app) => app.attribute('#connection', 'data-state');
-/** Connected, and the sign-in's answer has reached the page (it has left the start screen). */
-const connected = (app, timeoutMs) => waitFor('connected', async () =>
-  (await state(app)) === 'connected' && (await app.attribute('#app', 'data-screen')) !== 'start', { timeoutMs });
-
 async function chooseStream(app) {
   await app.click('#backend-stream');
   await app.fill('#stream-api-key', coordinator.apiKey);
@@ -67,7 +64,7 @@ test('remember me keeps a Stream sign-in in the keychain across a restart, and s
     await app.click('#remember-me');
     await app.click('#sign-in-form button[type="submit"]');
     await connected(app);
-    await waitFor('the lobby', async () => (await app.attribute('#app', 'data-screen')) === 'lobby');
+    await onScreen(app, 'lobby');
     assert.equal(await app.text('#mode'), 'Stream');
     assert.equal(await app.attribute('#remember-result', 'data-stored'), 'true');
   });
@@ -99,7 +96,7 @@ test('remember me keeps a Stream sign-in in the keychain across a restart, and s
   }, { shot: 'remember-me-after-sign-out' });
 });
 
-test('a token URL signs in through the provider, and a bad token is refused in plain words', async (t) => {
+test('a token URL signs in through the provider and refreshes an expired token; a bad token is refused in plain words', async (t) => {
   await withApp(t, async (app) => {
     await chooseStream(app);
     await app.fill('#sign-in-user', 'bob');
@@ -121,6 +118,15 @@ test('a token URL signs in through the provider, and a bad token is refused in p
     await waitFor('the inspector', async () => (await app.text('#token-inspector dd[data-field="source"]')) === 'token URL (provider)');
     assert.equal(await app.text('#token-inspector dd[data-field="provider-calls"]'), '1');
     assert.equal(await app.text('#token-inspector dd[data-field="user"]'), 'bob');
+
+    // The coordinator declares bob's token expired: the status says the app is refreshing it,
+    // the provider is asked again, and the app is connected again by itself.
+    await coordinator.fault({ action: 'expire_tokens', user_id: 'bob' });
+    await waitFor('refreshing in the timeline', async () => (await app.evalAsync(
+      `return Array.from(document.querySelectorAll('#timeline li')).some((li) => li.dataset.state === 'refreshing');`)));
+    await connected(app, { timeoutMs: 20000 });
+    await waitFor('a second provider call', async () =>
+      Number(await app.text('#token-inspector dd[data-field="provider-calls"]')) >= 2);
   });
 });
 
@@ -136,7 +142,7 @@ test('the call screen lists participants from events, and the status follows the
 
     await app.fill('#join-call', 'standup');
     await app.click('#join-form button[type="submit"]');
-    await waitFor('the call screen', async () => (await app.attribute('#app', 'data-screen')) === 'call');
+    await onScreen(app, 'call');
     assert.equal(await app.text('#participant-count'), '1');
 
     // Bob joins from elsewhere: the coordinator's event adds him.
@@ -158,7 +164,7 @@ test('the call screen lists participants from events, and the status follows the
     await app.screenshot('status-reconnecting');
     // ...and when it is back on the same address, the app is connected again by itself.
     await coordinator.serve();
-    await connected(app, 30000);
+    await connected(app, { timeoutMs: 30000 });
     const timeline = await app.evalAsync(`return Array.from(document.querySelectorAll('#timeline li')).map((li) => li.dataset.state);`);
     assert.ok(timeline.includes(seen) && timeline.at(-1) === 'connected', String(timeline));
     await app.click('#leave-call');

@@ -48,6 +48,23 @@ fn provider(c: &RunningCoordinator, user: &str) -> (Arc<AtomicU32>, TokenSource)
     (calls, source)
 }
 
+/// A client connected as `user` with a static token from the coordinator.
+async fn connected_client(
+    c: &RunningCoordinator,
+    user: &str,
+    options: ClientOptions,
+) -> VideoClient {
+    let client = VideoClient::new(c.api_key(), options);
+    client
+        .connect_user(
+            User::new(user),
+            TokenSource::token(c.mint_token(user, None)),
+        )
+        .await
+        .unwrap();
+    client
+}
+
 async fn wait_for_state(
     client: &VideoClient,
     what: &str,
@@ -238,13 +255,7 @@ async fn an_expired_static_token_is_refreshed_once_through_the_provider_on_the_s
 #[tokio::test]
 async fn concurrent_code_40_requests_cause_exactly_one_provider_call() {
     let c = coordinator().await;
-    let host = VideoClient::new(c.api_key(), options(&c));
-    host.connect_user(
-        User::new("host"),
-        TokenSource::token(c.mint_token("host", None)),
-    )
-    .await
-    .unwrap();
+    let host = connected_client(&c, "host", options(&c)).await;
     host.call("livestream", "show")
         .get_or_create(None)
         .await
@@ -387,14 +398,7 @@ async fn a_dropped_socket_and_a_restarted_coordinator_are_reconnected() {
         .await
         .unwrap();
     let addr = c.local_addr();
-    let client = VideoClient::new(c.api_key(), options(&c));
-    client
-        .connect_user(
-            User::new("frank"),
-            TokenSource::token(c.mint_token("frank", None)),
-        )
-        .await
-        .unwrap();
+    let client = connected_client(&c, "frank", options(&c)).await;
     let mut events = client.events();
 
     let before = connection_id(&client);
@@ -425,14 +429,7 @@ async fn a_dropped_socket_and_a_restarted_coordinator_are_reconnected() {
     });
     wait_for_new_connection(&client, &before, "connected again").await;
     tokio::time::sleep(Duration::from_millis(200)).await; // the re-watch request
-    let other = VideoClient::new(c.api_key(), options(&c));
-    other
-        .connect_user(
-            User::new("gina"),
-            TokenSource::token(c.mint_token("gina", None)),
-        )
-        .await
-        .unwrap();
+    let other = connected_client(&c, "gina", options(&c)).await;
     other
         .call("default", "after-drop")
         .join(false)
@@ -476,14 +473,7 @@ async fn a_silent_socket_is_detected_and_replaced() {
     let mut connection = ConnectionOptions::default();
     connection.ping_interval = Duration::from_millis(100);
     connection.silence_timeout = Duration::from_millis(400);
-    let client = VideoClient::new(c.api_key(), options(&c).with_connection(connection));
-    client
-        .connect_user(
-            User::new("grace"),
-            TokenSource::token(c.mint_token("grace", None)),
-        )
-        .await
-        .unwrap();
+    let client = connected_client(&c, "grace", options(&c).with_connection(connection)).await;
 
     // Healthy: health checks are answered, the socket stays.
     let before = connection_id(&client);
@@ -566,13 +556,7 @@ async fn a_later_user_never_gets_the_previous_users_credentials() {
 #[tokio::test]
 async fn guests_and_call_events_between_two_clients() {
     let c = coordinator().await;
-    let host = VideoClient::new(c.api_key(), options(&c));
-    host.connect_user(
-        User::new("host"),
-        TokenSource::token(c.mint_token("host", None)),
-    )
-    .await
-    .unwrap();
+    let host = connected_client(&c, "host", options(&c)).await;
     let guest = VideoClient::new(c.api_key(), options(&c));
     let me = guest
         .connect_guest(Guest {

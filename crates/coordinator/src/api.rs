@@ -395,12 +395,9 @@ pub async fn join_call(
     let mut view = call_view(&state, &caller, &call)?;
     view["created"] = json!(created);
     // There is no SFU in local mode; the credentials keep the shape clients expect.
-    let sfu_token = state.signing.sign(&crate::jwt::Claims {
-        user_id: Some(user_id.clone()),
-        iat: Some(crate::state::unix_now()),
-        exp: Some(crate::state::unix_now() + 3600),
-        ..Default::default()
-    });
+    let sfu_token = state
+        .signing
+        .user_token(&user_id, Some(std::time::Duration::from_secs(3600)));
     view["credentials"] = json!({
         "server": {
             "url": format!("{}/sfu", state.base_url),
@@ -775,14 +772,9 @@ pub async fn create_guest(
         },
         "guest",
     )?;
-    let ttl = state.limits.issued_token_ttl.as_secs() as i64;
-    let now = crate::state::unix_now();
-    let token = state.signing.sign(&crate::jwt::Claims {
-        user_id: Some(user.id.clone()),
-        iat: Some(now),
-        exp: Some(now + ttl),
-        ..Default::default()
-    });
+    let token = state
+        .signing
+        .user_token(&user.id, Some(state.limits.issued_token_ttl));
     Ok(reply(
         StatusCode::CREATED,
         json!({"access_token": token, "user": model::user_json(&user)}),

@@ -44,6 +44,18 @@ impl SigningKey {
         format!("{signing_input}.{signature}")
     }
 
+    /// A token for one user, issued now, expiring after `ttl` (never without one): what the
+    /// coordinator, the CLI and local mode all hand out.
+    pub fn user_token(&self, user_id: &str, ttl: Option<std::time::Duration>) -> String {
+        let now = crate::state::unix_now();
+        self.sign(&Claims {
+            user_id: Some(user_id.to_owned()),
+            iat: Some(now),
+            exp: ttl.map(|t| now + t.as_secs() as i64),
+            ..Claims::default()
+        })
+    }
+
     /// Checks the signature, the algorithm and the time claims, and returns the claims.
     /// `now` is seconds since the Unix epoch, passed in so tests control the clock.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, AuthError> {

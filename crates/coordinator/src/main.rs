@@ -253,16 +253,7 @@ async fn broadcast(
         .filter(|(t, id)| *t == "livestream" && !id.is_empty())
         .ok_or("--call is livestream:<id>")?;
     let (api_key, secret) = read_app(&data_dir)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
-    let token = SigningKey::new(secret).sign(&Claims {
-        user_id: Some(user),
-        iat: Some(now),
-        exp: Some(now + 24 * 3600),
-        ..Default::default()
-    });
+    let token = SigningKey::new(secret).user_token(&user, Some(Duration::from_secs(24 * 3600)));
     let http = reqwest_client();
     let base = base_url.trim_end_matches('/').to_owned();
     let call_post = |action: &str| {

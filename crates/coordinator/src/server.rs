@@ -15,7 +15,7 @@ use crate::faults::{FaultCommand, Faults};
 use crate::hub::{Hub, Outbound};
 use crate::jwt::{Claims, SigningKey};
 use crate::sessions::Sessions;
-use crate::state::{unix_now, AppState, Limits};
+use crate::state::{AppState, Limits};
 use crate::store::{Store, StoreError};
 
 /// How to run a coordinator. `Default` is an in-memory store on a free loopback port.
@@ -98,13 +98,7 @@ impl RunningCoordinator {
 
     /// Signs a user token with the app's secret, as a customer's server would.
     pub fn mint_token(&self, user_id: &str, ttl: Option<Duration>) -> String {
-        let now = unix_now();
-        self.state.signing.sign(&Claims {
-            user_id: Some(user_id.to_owned()),
-            iat: Some(now),
-            exp: ttl.map(|t| now + t.as_secs() as i64),
-            ..Claims::default()
-        })
+        self.state.signing.user_token(user_id, ttl)
     }
 
     /// The app's signing key, for tests that act as the customer's token server.

@@ -89,6 +89,19 @@ fn pulseaudio_null_devices_are_real_cpal_devices() {
         .all(|d| d.key == DEFAULT_KEY));
 }
 
+/// The next `n` device events, each within 5 s.
+async fn next_events(
+    events: &mut tokio::sync::broadcast::Receiver<DeviceEvent>,
+    n: usize,
+) -> Vec<DeviceEvent> {
+    let mut seen = Vec::with_capacity(n);
+    while seen.len() < n {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
+        seen.push(event.unwrap().unwrap());
+    }
+    seen
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_unplugged_selection_falls_back_to_default_and_comes_back() {
     let fakes = FakeDevices::new();
@@ -101,15 +114,7 @@ async fn an_unplugged_selection_falls_back_to_default_and_comes_back() {
 
     let camera = fakes.unplug(FAKE_CAMERA_KEY).unwrap();
     tokio::time::advance(Duration::from_millis(1100)).await;
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        seen.push(
-            tokio::time::timeout(Duration::from_secs(5), events.recv())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    let seen = next_events(&mut events, 2).await;
     assert!(
         seen.contains(&DeviceEvent::Removed {
             device: camera.clone()
@@ -127,15 +132,7 @@ async fn an_unplugged_selection_falls_back_to_default_and_comes_back() {
 
     fakes.plug(camera.clone());
     tokio::time::advance(Duration::from_millis(1100)).await;
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        seen.push(
-            tokio::time::timeout(Duration::from_secs(5), events.recv())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    let seen = next_events(&mut events, 2).await;
     assert!(
         seen.contains(&DeviceEvent::SelectionRestored {
             kind: DeviceKind::Camera,

@@ -171,6 +171,7 @@ pub async fn start(target: Target, options: BroadcastOptions) -> Result<Broadcas
 
     let (status_tx, status_rx) = watch::channel(BroadcastStatus::Starting);
     let (stop_tx, stop_rx) = oneshot::channel();
+    let playlist = LivePlaylist::new(options.window);
     let uploader = Uploader {
         http: reqwest::Client::builder()
             .tcp_nodelay(true)
@@ -181,8 +182,7 @@ pub async fn start(target: Target, options: BroadcastOptions) -> Result<Broadcas
         options,
         status: status_tx,
         stats: stats.clone(),
-        playlist: LivePlaylist::new(6),
-        running: false,
+        playlist,
     };
     let task = tokio::spawn(uploader.run(segments_rx, stop_rx, camera));
     Ok(Broadcast {
@@ -261,7 +261,6 @@ struct Uploader {
     status: watch::Sender<BroadcastStatus>,
     stats: Arc<BroadcastStats>,
     playlist: LivePlaylist,
-    running: bool,
 }
 
 #[derive(Debug)]
@@ -274,7 +273,6 @@ impl Uploader {
         mut stop: oneshot::Receiver<()>,
         camera: confab_devices::media::Running,
     ) {
-        self.playlist = LivePlaylist::new(self.options.window);
         let mut camera = Some(camera);
         loop {
             let segment = tokio::select! {
@@ -324,7 +322,8 @@ impl Uploader {
                     next_playlist.render().into_bytes(),
                 )
                 .await?;
-                if !self.running {
+                // The coordinator hears the broadcast runs once its first segment is up.
+                if !self.running() {
                     self.post("start_broadcasting").await?;
                 }
                 Ok::<_, UploadError>(())
@@ -333,7 +332,6 @@ impl Uploader {
             match result {
                 Ok(()) => {
                     self.playlist = next_playlist;
-                    self.running = true;
                     let n = self.stats.segments_uploaded.fetch_add(1, Ordering::Relaxed) + 1;
                     self.status.send_replace(BroadcastStatus::Live {
                         segments: n,
@@ -367,7 +365,7 @@ impl Uploader {
 
     async fn finish(&mut self) {
         let segments = self.stats.segments_uploaded.load(Ordering::Relaxed);
-        if self.running {
+        if self.running() {
             self.playlist.end();
             let ended = self.playlist.render().into_bytes();
             let sent = async {
@@ -384,6 +382,11 @@ impl Uploader {
         }
         self.status
             .send_replace(BroadcastStatus::Stopped { segments });
+    }
+
+    /// Whether `start_broadcasting` went through: it does with the first uploaded segment.
+    fn running(&self) -> bool {
+        self.stats.segments_uploaded.load(Ordering::Relaxed) > 0
     }
 
     fn call_url(&self, tail: &str) -> String {

@@ -1,9 +1,25 @@
-// Shared by the livestream tests and the livestream benchmark: go live as a host, watch as an
-// anonymous viewer, and read a frame back from the viewer's page.
+// What people do in the window, shared by the end-to-end tests and the benchmarks: wait for a
+// screen or the connection, join as a guest, go live as a host, watch as an anonymous viewer,
+// and read a frame back from the viewer's page.
 
 import { waitFor } from './webdriver.mjs';
 
 const screen = (app) => app.attribute('#app', 'data-screen');
+
+/** Waits until `name` (start, lobby, call, watch) is the screen on show. */
+export const onScreen = (app, name, { timeoutMs } = {}) =>
+  waitFor(`the ${name} screen`, async () => (await screen(app)) === name, { timeoutMs });
+
+/** Connected, and the sign-in's answer has reached the page (it has left the start screen). */
+export const connected = (app, { timeoutMs } = {}) => waitFor('connected', async () =>
+  (await app.attribute('#connection', 'data-state')) === 'connected' && (await screen(app)) !== 'start', { timeoutMs });
+
+/** Joins as a guest from the start screen and waits for the lobby. */
+export async function joinAsGuest(app, name) {
+  await app.fill('#guest-name', name);
+  await app.click('#guest-form button[type="submit"]');
+  await onScreen(app, 'lobby');
+}
 
 /** In the viewer's page: the video drawn to a canvas, the bar colours and the time code. */
 export const SAMPLE_FRAME = `
@@ -32,11 +48,11 @@ export async function goLive(host, callId) {
   await host.fill('#sign-in-user', 'host');
   await host.fill('#sign-in-name', 'Hana Host');
   await host.click('#sign-in-form button[type="submit"]');
-  await waitFor('the lobby', async () => (await screen(host)) === 'lobby');
+  await onScreen(host, 'lobby');
   await host.click('#join-type option[value="livestream"]');
   await host.fill('#join-call', callId);
   await host.click('#join-form button[type="submit"]');
-  await waitFor('the call screen', async () => (await screen(host)) === 'call');
+  await onScreen(host, 'call');
   await host.click('#go-live');
   await waitFor('broadcasting', async () => /^Broadcasting: \d+ segments? sent$/.test(await host.text('#broadcast-status')), { timeoutMs: 20000 });
   return { baseURL: await host.attribute('#backend', 'data-url'), apiKey: await host.attribute('#backend', 'data-api-key') };
@@ -48,6 +64,6 @@ export async function watchAnonymously(viewer, { baseURL, apiKey }, callId) {
   await viewer.fill('#stream-base-url', baseURL);
   await viewer.fill('#watch-call', callId);
   await viewer.click('#watch-form button[type="submit"]');
-  await waitFor('the watch screen', async () => (await screen(viewer)) === 'watch');
+  await onScreen(viewer, 'watch');
 }
 
