@@ -45,7 +45,7 @@ pub fn start(app: &AppHandle) -> Result<Devices, tauri::Error> {
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
         while let Ok(event) = events.recv().await {
-            let _ = handle.emit("confab:device", &event);
+            let _ = handle.emit(crate::events::DEVICE, &event);
         }
     });
     let watcher = manager.clone();
@@ -197,7 +197,7 @@ pub fn start_mic_meter(app: AppHandle, devices: State<'_, Devices>) -> Result<()
         .map_err(|e| CommandError::Device(e.to_string()))?;
     tauri::async_runtime::spawn(async move {
         while let Some(level) = rx.recv().await {
-            let _ = app.emit("confab:mic-level", level);
+            let _ = app.emit(crate::events::MIC_LEVEL, level);
         }
     });
     *devices.meter.lock().unwrap_or_else(|p| p.into_inner()) = Some(running);
@@ -227,4 +227,17 @@ pub async fn play_test_tone(devices: State<'_, Devices>) -> Result<u64, CommandE
     .await
     .map_err(|e| CommandError::Bridge(e.to_string()))?
     .map_err(|e| CommandError::Device(e.to_string()))
+}
+
+/// The camera a livestream broadcast takes: the one selected in the lobby.
+pub struct CameraForBroadcast(pub AppHandle);
+
+impl confab_session::BroadcastCameraSource for CameraForBroadcast {
+    fn selected_camera(&self) -> Result<String, String> {
+        selected_camera(&self.0.state::<Devices>()).map_err(|e| e.to_string())
+    }
+
+    fn release_preview(&self) {
+        release_preview_camera(&self.0.state::<Devices>());
+    }
 }

@@ -146,7 +146,7 @@ struct Export<'a> {
 pub fn export_diagnostics(
     diagnostics: State<'_, Diagnostics>,
     local: State<'_, LocalMode>,
-    session: State<'_, crate::session::Session>,
+    session: State<'_, confab_session::SessionHandle>,
     devices: State<'_, crate::devices::Devices>,
 ) -> Result<String, CommandError> {
     let now = std::time::SystemTime::now()
@@ -170,9 +170,7 @@ pub fn export_diagnostics(
             .map(|d| serde_json::to_value(d).unwrap_or_default())
             .collect(),
         connection_timeline: session
-            .timeline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .timeline()
             .iter()
             .map(|e| serde_json::to_value(e).unwrap_or_default())
             .collect(),

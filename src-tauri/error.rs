@@ -14,9 +14,19 @@ pub enum CommandError {
     Io(String),
     #[error("{0}")]
     Device(String),
-    /// Signing in or staying connected failed; `code` says how (token_rejected, ...).
+    /// Signing in, a call or watching failed; `code` says how (token_rejected, ...), from
+    /// confab-session's one catalogue.
     #[error("{message}")]
     Session { code: &'static str, message: String },
+}
+
+impl From<confab_session::SessionError> for CommandError {
+    fn from(e: confab_session::SessionError) -> Self {
+        CommandError::Session {
+            code: e.code(),
+            message: e.message,
+        }
+    }
 }
 
 impl CommandError {

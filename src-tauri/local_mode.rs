@@ -27,3 +27,17 @@ pub fn start(app: &AppHandle) -> Result<LocalMode, LocalModeError> {
     tracing::info!(target: "confab::shell", base_url = coordinator.base_url(), "local mode ready");
     Ok(LocalMode { coordinator })
 }
+
+/// The session the window drives, on the embedded coordinator and the OS keychain.
+pub fn session(local: &LocalMode) -> confab_session::SessionHandle {
+    let options = confab_session::SessionOptions {
+        local: confab_session::LocalBackend {
+            base_url: local.coordinator.base_url().to_owned(),
+            api_key: local.coordinator.api_key().to_owned(),
+            signing_key: local.coordinator.signing_key(),
+        },
+        keychain: confab_credentials::Keychain::default(),
+    };
+    // The session task runs on the app's async runtime.
+    tauri::async_runtime::block_on(async move { confab_session::SessionHandle::start(options) })
+}

@@ -1,30 +1,43 @@
-//! Confab's Tauri shell: wires the headless crates to the window. No protocol or device logic
-//! lives here.
+//! Confab's Tauri shell: wires the headless crates to the window. No protocol, session or
+//! device logic lives here: commands hand over to confab-session and confab-devices.
 
 // No console window behind the app on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+#[macro_use]
+mod command_list;
 mod calls;
-mod commands;
 mod devices;
 mod diagnostics;
 mod error;
+mod events;
 mod local_mode;
 mod session;
+mod shell;
 
 use tauri::Manager;
 
+macro_rules! invoke_handler {
+    ($($module:ident :: $command:ident),* $(,)?) => {
+        tauri::generate_handler![$($module::$command),*]
+    };
+}
+
 fn main() {
+    // Both change the environment, which is only sound before any thread starts.
     prefer_lean_webview();
+    confab_devices::pulse_cookie::point_cpal_at_pulse_cookie();
     diagnostics::init_logging();
 
     let result = tauri::Builder::default()
         .setup(|app| {
             app.manage(diagnostics::attach_files(app.handle())?);
             let local = local_mode::start(app.handle())?;
+            let session = local_mode::session(&local);
+            events::forward_status(app.handle().clone(), &session);
+            app.manage(session);
             app.manage(local);
             app.manage(devices::start(app.handle())?);
-            app.manage(session::Session::default());
             Ok(())
         })
         .on_window_event(|window, event| {
@@ -35,32 +48,7 @@ fn main() {
                 }
             }
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::ping,
-            commands::ui_ready,
-            diagnostics::log_levels,
-            diagnostics::set_log_level,
-            diagnostics::export_diagnostics,
-            devices::list_devices,
-            devices::select_device,
-            devices::start_preview,
-            devices::stop_preview,
-            devices::preview_shown,
-            devices::start_mic_meter,
-            devices::stop_mic_meter,
-            devices::play_test_tone,
-            session::sign_in,
-            session::restore_sign_in,
-            session::join_as_guest,
-            session::sign_out,
-            session::token_info,
-            calls::join_call,
-            calls::leave_call,
-            calls::set_live,
-            calls::viewer_token,
-            calls::watch_livestream,
-        ])
+        .invoke_handler(app_commands!(invoke_handler))
         .run(tauri::generate_context!());
     if let Err(e) = result {
         eprintln!("confab: could not start the window: {e}");
@@ -70,13 +58,123 @@ fn main() {
 
 /// WebKitGTK's accelerated compositing doubles the web process's memory in the lobby (237 MB
 /// against 117 MB PSS, measured by `scripts/bench.sh app`) and buys nothing for a page of forms
-/// and one canvas. Off unless the person chose otherwise. Runs before any thread starts, as
-/// changing the environment requires.
+/// and one canvas. Off unless the person chose otherwise.
 fn prefer_lean_webview() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none()
         && std::env::var_os("CONFAB_WEBKIT_COMPOSITING").is_none()
     {
         std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The commands are declared once (command_list.rs); these check that the capability and
+    //! the page agree with that list, so a command added in one place and not the others fails
+    //! here rather than as "not allowed" in the window.
+
+    use std::collections::BTreeSet;
+
+    macro_rules! command_names {
+        ($($module:ident :: $command:ident),* $(,)?) => {
+            [$(stringify!($command)),*]
+        };
+    }
+
+    fn commands() -> BTreeSet<String> {
+        app_commands!(command_names)
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+
+    fn root() -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The page's scripts, every module under ui/ (vendored libraries aside).
+    fn page_sources() -> String {
+        fn walk(dir: &std::path::Path, out: &mut String) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() && path.file_name().is_some_and(|n| n != "vendor") {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "js") {
+                    out.push_str(&std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        let mut out = String::new();
+        walk(&root().join("ui"), &mut out);
+        out
+    }
+
+    /// The quoted words after `marker` in `text`: `invoke('x'` gives `x`.
+    fn quoted_after(text: &str, marker: &str) -> BTreeSet<String> {
+        text.match_indices(marker)
+            .filter_map(|(at, _)| {
+                let rest = &text[at + marker.len()..];
+                let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+                let end = rest[1..].find(quote)?;
+                Some(rest[1..1 + end].to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_capability_grants_exactly_the_declared_commands() {
+        let conf: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root().join("tauri.conf.json")).unwrap())
+                .unwrap();
+        let granted: BTreeSet<String> = conf["app"]["security"]["capabilities"][0]["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+            .map(|p| p.replace('-', "_"))
+            .collect();
+        assert_eq!(granted, commands());
+    }
+
+    #[test]
+    fn the_page_calls_only_declared_commands_and_every_command_is_reachable() {
+        let page = page_sources();
+        let called = quoted_after(&page, "invoke(");
+        let declared = commands();
+        let unknown: Vec<_> = called.difference(&declared).collect();
+        assert!(
+            unknown.is_empty(),
+            "the page invokes undeclared commands: {unknown:?}"
+        );
+        let unused: Vec<_> = commands()
+            .into_iter()
+            .filter(|c| !page.contains(&format!("'{c}'")) && !page.contains(&format!("\"{c}\"")))
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "commands the page never names: {unused:?}"
+        );
+    }
+
+    #[test]
+    fn the_page_listens_only_to_events_the_app_sends() {
+        let page = page_sources();
+        let mut heard = BTreeSet::new();
+        for (at, _) in page.match_indices("confab:") {
+            let name: String = page[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_'))
+                .collect();
+            if name.len() > "confab:".len() {
+                heard.insert(name);
+            }
+        }
+        let sent: BTreeSet<String> = crate::events::ALL.iter().map(|e| e.to_string()).collect();
+        let unknown: Vec<_> = heard.difference(&sent).collect();
+        assert!(
+            unknown.is_empty(),
+            "the page names events the app never sends: {unknown:?}"
+        );
     }
 }

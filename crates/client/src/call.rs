@@ -1,60 +1,13 @@
 //! A call's coordinator half: get, get-or-create, join, leave, go live, stop live.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::VideoClient;
 use crate::rest::ApiError;
 
-/// What the coordinator says about a call, as the caller sees it. Its `Debug` leaves the
-/// join credentials (a media-server token) out.
-#[derive(Clone, Deserialize)]
-pub struct CallResponse {
-    pub call: Value,
-    #[serde(default)]
-    pub members: Vec<Value>,
-    #[serde(default)]
-    pub own_capabilities: Vec<String>,
-    #[serde(default)]
-    pub created: bool,
-    /// `join` only: where the media server is and the token for it.
-    #[serde(default)]
-    pub credentials: Option<Value>,
-}
-
-impl std::fmt::Debug for CallResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallResponse")
-            .field("call", &self.call)
-            .field("members", &self.members)
-            .field("own_capabilities", &self.own_capabilities)
-            .field("created", &self.created)
-            .field(
-                "credentials",
-                &self.credentials.as_ref().map(|_| "[redacted]"),
-            )
-            .finish()
-    }
-}
-
-impl CallResponse {
-    pub fn cid(&self) -> &str {
-        self.call["cid"].as_str().unwrap_or_default()
-    }
-
-    pub fn backstage(&self) -> bool {
-        self.call["backstage"].as_bool().unwrap_or(false)
-    }
-
-    pub fn can(&self, capability: &str) -> bool {
-        self.own_capabilities.iter().any(|c| c == capability)
-    }
-
-    /// The HLS playlist of a broadcast, when one runs.
-    pub fn hls_playlist_url(&self) -> Option<&str> {
-        self.call["egress"]["hls"]["playlist_url"].as_str()
-    }
-}
+/// What the coordinator says about a call (confab-protocol's typed answer). Its `Debug`
+/// leaves the join credentials' media-server token out.
+pub use confab_protocol::CallResponse;
 
 #[derive(Debug, Clone)]
 pub struct Call {

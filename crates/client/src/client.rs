@@ -1,5 +1,6 @@
 //! `VideoClient`: the handle an app holds. Cheap to clone; one per API key and user.
 
+use confab_protocol::wire;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
 use std::time::Duration;
@@ -294,8 +295,13 @@ impl VideoClient {
     fn ws_url(&self) -> String {
         let base = self.inner.rest.base_url().replacen("http", "ws", 1);
         format!(
-            "{base}/connect?api_key={}&stream-auth-type=jwt&X-Stream-Client={}",
+            "{base}{}?{}={}&{}={}&{}={}",
+            wire::CONNECT_PATH,
+            wire::API_KEY_QUERY,
             self.inner.api_key,
+            wire::AUTH_TYPE_HEADER,
+            wire::AuthType::Jwt.as_str(),
+            wire::CLIENT_QUERY,
             crate::rest::client_header()
                 .replace('|', "%7C")
                 .replace('=', "%3D")
@@ -434,8 +440,10 @@ impl VideoClient {
             .await;
             match result {
                 Ok(me) => return Ok(me),
-                // A token that does not fit the user will not fit on the next attempt either.
-                Err(e @ ConnectError::Token(crate::token_manager::TokenLoadError::Invalid(_))) => {
+                // A refusal no retry can fix (a token for another user, a bad signature, an
+                // unknown API key) fails at once, with its reason.
+                Err(e) if e.is_terminal() => {
+                    tracing::warn!(target: "client", attempt, error = %e, "connect refused for good");
                     return Err(self.report(e, errors));
                 }
                 Err(e) => {

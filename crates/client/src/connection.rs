@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use confab_protocol::ErrorCode;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -21,6 +22,9 @@ use crate::backoff::ReconnectPolicy;
 use crate::events::Event;
 use crate::token_manager::{TokenLoadError, TokenManager};
 use crate::user::{ConnectedUser, User};
+
+/// Stream's code for an expired token: the one refusal a provider can turn around.
+const TOKEN_EXPIRED: i32 = ErrorCode::TokenExpired.as_i32();
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -68,19 +72,33 @@ pub enum DisconnectReason {
     TokenUnavailable(String),
 }
 
-/// Why one handshake failed.
+/// Why one handshake failed. Each variant is either terminal (no retry with the same user and
+/// credentials can succeed, so `connect_user` gives up at once and reports it) or retryable
+/// (`connect_user` tries again up to `max_connect_user_retries`); see [`ConnectError::is_terminal`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConnectError {
+    /// Terminal when the token does not fit the user or there is none to be had without a
+    /// provider (`Invalid`, `ExpiredWithoutProvider`, `Missing`); retryable when the provider
+    /// failed (it may answer next time).
     #[error(transparent)]
     Token(#[from] TokenLoadError),
+    /// The coordinator said no. Terminal for refusals that no retry can fix: a bad signature
+    /// (43), an unknown API key (2), a token for another user or a call it may not use (17),
+    /// bad input (4), an unknown thing (16). Retryable otherwise: an expired token (40, a
+    /// provider replaces it), server errors (-1) and rate limits (9).
     #[error("the coordinator refused the connection: {message} (code {code})")]
     Refused { code: i32, message: String },
+    /// Retryable: the coordinator may be busy.
     #[error("no answer from the coordinator within {0:?}")]
     Timeout(Duration),
+    /// Retryable: the network or the coordinator may come back.
     #[error("could not reach the coordinator: {0}")]
     Network(String),
+    /// Creating the guest failed: terminal when the coordinator refused it with a terminal
+    /// code, retryable for network and server errors.
     #[error("could not create the guest user: {0}")]
     Guest(crate::rest::ApiError),
+    /// Terminal: the client already has another user.
     #[error("{current} is connected: call disconnect_user() before connecting another user")]
     AnotherUserConnected { current: String },
 }
@@ -92,6 +110,22 @@ impl ConnectError {
             ConnectError::Refused { code, .. } => Some(*code),
             ConnectError::Guest(e) => e.code(),
             _ => None,
+        }
+    }
+
+    /// Whether trying again with the same user and credentials is pointless.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            ConnectError::Token(TokenLoadError::Provider { .. }) => false,
+            ConnectError::Token(_) => true,
+            ConnectError::Refused { code, .. } => {
+                ErrorCode::from_i32(*code).is_terminal_for_connect()
+            }
+            ConnectError::Guest(e) => e
+                .code()
+                .is_some_and(|code| ErrorCode::from_i32(code).is_terminal_for_connect()),
+            ConnectError::Timeout(_) | ConnectError::Network(_) => false,
+            ConnectError::AnotherUserConnected { .. } => true,
         }
     }
 }
@@ -143,7 +177,7 @@ impl Handshake {
         loop {
             match self.connect_with(&token).await {
                 Err(ConnectError::Refused {
-                    code: crate::rest::TOKEN_EXPIRED,
+                    code: TOKEN_EXPIRED,
                     ..
                 }) if self.tokens.has_provider() && !refreshed => {
                     refreshed = true;
@@ -360,7 +394,7 @@ impl SocketTask {
                         last_received = Instant::now();
                         let Ok(raw) = serde_json::from_str::<Value>(&text) else { continue };
                         if raw.get("type").and_then(Value::as_str) == Some("connection.error") {
-                            if let ConnectError::Refused { code: crate::rest::TOKEN_EXPIRED, .. } = refusal(&raw) {
+                            if let ConnectError::Refused { code: TOKEN_EXPIRED, .. } = refusal(&raw) {
                                 return Ended::TokenExpired;
                             }
                             continue;
@@ -455,9 +489,7 @@ impl SocketTask {
                 Err(ConnectError::Token(e)) => {
                     return self.stop(DisconnectReason::TokenUnavailable(e.to_string()))
                 }
-                Err(ConnectError::Refused { code, message })
-                    if code != crate::rest::TOKEN_EXPIRED =>
-                {
+                Err(ConnectError::Refused { code, message }) if code != TOKEN_EXPIRED => {
                     return self.stop(DisconnectReason::Refused { code, message });
                 }
                 Err(e) => {

@@ -1,5 +1,6 @@
 //! The coordinator's events, typed, plus the client's own `connection.changed`.
 
+use confab_protocol::EventType;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -22,7 +23,7 @@ pub enum Event {
     ParticipantJoined(ParticipantEvent),
     ParticipantLeft(ParticipantEvent),
     MemberAdded(MembersEvent),
-    MemberRemoved(MembersEvent),
+    MemberRemoved(MembersRemovedEvent),
     MemberUpdated(MembersEvent),
     /// Anything else, as it came.
     Other {
@@ -31,62 +32,30 @@ pub enum Event {
     },
 }
 
-/// An event that carries the whole call.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct CallEvent {
-    pub call_cid: String,
-    #[serde(default)]
-    pub call: Value,
-    #[serde(default)]
-    pub created_at: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ParticipantEvent {
-    pub call_cid: String,
-    #[serde(default)]
-    pub session_id: String,
-    pub participant: Participant,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Participant {
-    pub user: crate::user::ConnectedUser,
-    #[serde(default)]
-    pub user_session_id: String,
-    #[serde(default)]
-    pub joined_at: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct MembersEvent {
-    pub call_cid: String,
-    /// Member objects for added/updated, user ids for removed.
-    #[serde(default)]
-    pub members: Vec<Value>,
-    #[serde(default)]
-    pub call: Value,
-}
+pub use confab_protocol::events::{
+    CallEvent, MembersEvent, MembersRemovedEvent, Participant, ParticipantEvent,
+};
 
 impl Event {
     /// The event's `type` on the wire.
     pub fn event_type(&self) -> &str {
-        match self {
-            Event::ConnectionChanged { .. } => "connection.changed",
-            Event::HealthCheck { .. } => "health.check",
-            Event::CallCreated(_) => "call.created",
-            Event::CallUpdated(_) => "call.updated",
-            Event::CallLiveStarted(_) => "call.live_started",
-            Event::CallEnded(_) => "call.ended",
-            Event::HlsBroadcastingStarted(_) => "call.hls_broadcasting_started",
-            Event::HlsBroadcastingStopped(_) => "call.hls_broadcasting_stopped",
-            Event::ParticipantJoined(_) => "call.session_participant_joined",
-            Event::ParticipantLeft(_) => "call.session_participant_left",
-            Event::MemberAdded(_) => "call.member_added",
-            Event::MemberRemoved(_) => "call.member_removed",
-            Event::MemberUpdated(_) => "call.member_updated",
-            Event::Other { event_type, .. } => event_type,
-        }
+        let known = match self {
+            Event::ConnectionChanged { .. } => return "connection.changed",
+            Event::Other { event_type, .. } => return event_type,
+            Event::HealthCheck { .. } => EventType::HealthCheck,
+            Event::CallCreated(_) => EventType::CallCreated,
+            Event::CallUpdated(_) => EventType::CallUpdated,
+            Event::CallLiveStarted(_) => EventType::CallLiveStarted,
+            Event::CallEnded(_) => EventType::CallEnded,
+            Event::HlsBroadcastingStarted(_) => EventType::HlsBroadcastingStarted,
+            Event::HlsBroadcastingStopped(_) => EventType::HlsBroadcastingStopped,
+            Event::ParticipantJoined(_) => EventType::ParticipantJoined,
+            Event::ParticipantLeft(_) => EventType::ParticipantLeft,
+            Event::MemberAdded(_) => EventType::MemberAdded,
+            Event::MemberRemoved(_) => EventType::MemberRemoved,
+            Event::MemberUpdated(_) => EventType::MemberUpdated,
+        };
+        known.as_str()
     }
 
     /// The call an event is about, if any.
@@ -99,9 +68,8 @@ impl Event {
             | Event::HlsBroadcastingStarted(e)
             | Event::HlsBroadcastingStopped(e) => Some(&e.call_cid),
             Event::ParticipantJoined(e) | Event::ParticipantLeft(e) => Some(&e.call_cid),
-            Event::MemberAdded(e) | Event::MemberRemoved(e) | Event::MemberUpdated(e) => {
-                Some(&e.call_cid)
-            }
+            Event::MemberAdded(e) | Event::MemberUpdated(e) => Some(&e.call_cid),
+            Event::MemberRemoved(e) => Some(&e.call_cid),
             Event::Other { raw, .. } => raw.get("call_cid").and_then(Value::as_str),
             _ => None,
         }
@@ -118,26 +86,31 @@ impl Event {
         fn typed<T: for<'de> Deserialize<'de>>(raw: &Value) -> Option<T> {
             serde_json::from_value(raw.clone()).ok()
         }
-        let parsed = match event_type.as_str() {
-            "health.check" => Some(Event::HealthCheck {
+        let parsed = match EventType::parse(&event_type) {
+            Some(EventType::HealthCheck) => Some(Event::HealthCheck {
                 connection_id: raw
                     .get("connection_id")
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned(),
             }),
-            "call.created" => typed(&raw).map(Event::CallCreated),
-            "call.updated" => typed(&raw).map(Event::CallUpdated),
-            "call.live_started" => typed(&raw).map(Event::CallLiveStarted),
-            "call.ended" => typed(&raw).map(Event::CallEnded),
-            "call.hls_broadcasting_started" => typed(&raw).map(Event::HlsBroadcastingStarted),
-            "call.hls_broadcasting_stopped" => typed(&raw).map(Event::HlsBroadcastingStopped),
-            "call.session_participant_joined" => typed(&raw).map(Event::ParticipantJoined),
-            "call.session_participant_left" => typed(&raw).map(Event::ParticipantLeft),
-            "call.member_added" => typed(&raw).map(Event::MemberAdded),
-            "call.member_removed" => typed(&raw).map(Event::MemberRemoved),
-            "call.member_updated" => typed(&raw).map(Event::MemberUpdated),
-            _ => None,
+            Some(EventType::CallCreated) => typed(&raw).map(Event::CallCreated),
+            Some(EventType::CallUpdated) => typed(&raw).map(Event::CallUpdated),
+            Some(EventType::CallLiveStarted) => typed(&raw).map(Event::CallLiveStarted),
+            Some(EventType::CallEnded) => typed(&raw).map(Event::CallEnded),
+            Some(EventType::HlsBroadcastingStarted) => {
+                typed(&raw).map(Event::HlsBroadcastingStarted)
+            }
+            Some(EventType::HlsBroadcastingStopped) => {
+                typed(&raw).map(Event::HlsBroadcastingStopped)
+            }
+            Some(EventType::ParticipantJoined) => typed(&raw).map(Event::ParticipantJoined),
+            Some(EventType::ParticipantLeft) => typed(&raw).map(Event::ParticipantLeft),
+            Some(EventType::MemberAdded) => typed(&raw).map(Event::MemberAdded),
+            Some(EventType::MemberRemoved) => typed(&raw).map(Event::MemberRemoved),
+            Some(EventType::MemberUpdated) => typed(&raw).map(Event::MemberUpdated),
+            // connection.ok / connection.error are the handshake's, not events for listeners.
+            Some(EventType::ConnectionOk | EventType::ConnectionError) | None => None,
         };
         parsed.unwrap_or(Event::Other { event_type, raw })
     }

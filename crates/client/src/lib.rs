@@ -174,7 +174,7 @@ pub use connection::{ConnectError, ConnectionOptions, ConnectionState, Disconnec
 pub use events::Event;
 pub use rest::ApiError;
 pub use roster::{Roster, RosterEntry};
-pub use token::{Token, TokenClaims, TokenError};
+pub use token::{ReadClaims, Token, TokenClaims, TokenError};
 pub use token_manager::{ProviderError, TokenLoadError, TokenManager, TokenOptions, TokenSource};
 pub use token_url::{token_url_provider, TokenUrlError};
 pub use user::{ConnectedUser, Guest, User};

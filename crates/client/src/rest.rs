@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use confab_protocol::wire::{self, AuthType};
+use confab_protocol::ANONYMOUS_USER_ID;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -17,7 +19,7 @@ pub fn client_header() -> String {
 }
 
 /// Stream's code for an expired token: the one code that triggers a refresh.
-pub const TOKEN_EXPIRED: i32 = 40;
+pub const TOKEN_EXPIRED: i32 = confab_protocol::ErrorCode::TokenExpired.as_i32();
 
 /// A failed request. Coordinator errors keep Stream's numeric code.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -162,20 +164,20 @@ impl RestClient {
         // Stream's order: user_id, connection_id, api_key, then the request's own.
         let mut params: Vec<(&str, String)> = Vec::new();
         let auth_type = match auth {
-            Auth::Public => "anonymous",
+            Auth::Public => AuthType::Anonymous,
             Auth::Jwt { user_id, .. } => {
-                params.push(("user_id", user_id.clone()));
-                "jwt"
+                params.push((wire::USER_ID_QUERY, user_id.clone()));
+                AuthType::Jwt
             }
             Auth::Anonymous { .. } => {
-                params.push(("user_id", crate::user::ANONYMOUS_USER_ID.to_owned()));
-                "anonymous"
+                params.push((wire::USER_ID_QUERY, ANONYMOUS_USER_ID.to_owned()));
+                AuthType::Anonymous
             }
         };
         if let (Some(conn), Auth::Jwt { .. }) = (connection_id, auth) {
-            params.push(("connection_id", conn.to_owned()));
+            params.push((wire::CONNECTION_ID_QUERY, conn.to_owned()));
         }
-        params.push(("api_key", self.api_key.clone()));
+        params.push((wire::API_KEY_QUERY, self.api_key.clone()));
         params.extend(query.iter().cloned());
 
         let mut req = self
@@ -183,12 +185,12 @@ impl RestClient {
             .request(method.clone(), format!("{}{}", self.base_url, path))
             .query(&params)
             .timeout(self.timeout)
-            .header("stream-auth-type", auth_type)
-            .header("X-Stream-Client", client_header())
+            .header(wire::AUTH_TYPE_HEADER, auth_type.as_str())
+            .header(wire::CLIENT_QUERY, client_header())
             .header("x-client-request-id", request_id)
             .header("Accept", "application/json");
         if let Some(token) = token {
-            req = req.header("Authorization", token.expose());
+            req = req.header(wire::AUTHORIZATION_HEADER, token.expose());
         }
         if let Some(body) = body {
             req = req.json(body);

@@ -2,8 +2,8 @@
 //! Stream's clients learn this from the media server; without one, the coordinator's session
 //! events are the source.
 
+use confab_protocol::{CallState, Participant};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::events::Event;
 
@@ -24,35 +24,30 @@ pub struct Roster {
     pub participants: Vec<RosterEntry>,
 }
 
-fn entry(participant: &Value) -> Option<RosterEntry> {
-    let user = &participant["user"];
-    Some(RosterEntry {
-        user_id: user["id"].as_str()?.to_owned(),
-        name: user["name"]
-            .as_str()
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned),
-        role: participant["role"]
-            .as_str()
-            .or_else(|| user["role"].as_str())
-            .map(str::to_owned),
-        user_session_id: participant["user_session_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    })
+fn entry(participant: &Participant) -> RosterEntry {
+    let user = &participant.user;
+    RosterEntry {
+        user_id: user.id.clone(),
+        name: user.name.clone().filter(|n| !n.is_empty()),
+        role: participant
+            .role
+            .clone()
+            .or_else(|| Some(user.role.clone()).filter(|r| !r.is_empty())),
+        user_session_id: participant.user_session_id.clone(),
+    }
 }
 
 impl Roster {
     /// From a call object (`response.call`), as `join` or `get` return it.
-    pub fn from_call(call: &Value) -> Self {
-        let participants = call["session"]["participants"]
-            .as_array()
-            .map(|ps| ps.iter().filter_map(entry).collect())
+    pub fn from_call(call: &CallState) -> Self {
+        let participants = call
+            .session
+            .as_ref()
+            .map(|s| s.participants.iter().map(entry).collect())
             .unwrap_or_default();
         Self {
-            cid: call["cid"].as_str().unwrap_or_default().to_owned(),
-            backstage: call["backstage"].as_bool().unwrap_or(false),
+            cid: call.cid.clone(),
+            backstage: call.backstage,
             participants,
         }
     }
@@ -62,18 +57,7 @@ impl Roster {
     pub fn apply(&mut self, event: &Event) -> bool {
         match event {
             Event::ParticipantJoined(e) if e.call_cid == self.cid => {
-                let Some(joined) =
-                    serde_json::to_value(&e.participant.user)
-                        .ok()
-                        .and_then(|user| {
-                            entry(&serde_json::json!({
-                                "user": user,
-                                "user_session_id": e.participant.user_session_id,
-                            }))
-                        })
-                else {
-                    return false;
-                };
+                let joined = entry(&e.participant);
                 if self
                     .participants
                     .iter()
@@ -97,13 +81,12 @@ impl Roster {
             | Event::HlsBroadcastingStopped(e)
                 if e.call_cid == self.cid =>
             {
-                match e.call["backstage"].as_bool() {
-                    Some(b) if b != self.backstage => {
-                        self.backstage = b;
-                        true
-                    }
-                    _ => false,
+                // An event whose call is missing (read as the default) says nothing.
+                if e.call.cid.is_empty() || e.call.backstage == self.backstage {
+                    return false;
                 }
+                self.backstage = e.call.backstage;
+                true
             }
             _ => false,
         }
@@ -113,10 +96,14 @@ impl Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn event(v: Value) -> Event {
         Event::from_frame(v)
+    }
+
+    fn call(v: Value) -> CallState {
+        serde_json::from_value(v).unwrap()
     }
 
     fn joined(cid: &str, user: &str, session: &str) -> Event {
@@ -131,12 +118,12 @@ mod tests {
 
     #[test]
     fn joins_and_leaves_keep_the_list_and_ignore_other_calls_and_repeats() {
-        let mut roster = Roster::from_call(&json!({
+        let mut roster = Roster::from_call(&call(json!({
             "cid": "default:a", "backstage": false,
             "session": {"participants": [
                 {"user": {"id": "alice", "name": "Alice"}, "user_session_id": "u1", "role": "host"}
             ]}
-        }));
+        })));
         assert_eq!(roster.participants.len(), 1);
         assert_eq!(roster.participants[0].role.as_deref(), Some("host"));
         assert!(roster.apply(&joined("default:a", "bob", "u2")));
@@ -161,7 +148,8 @@ mod tests {
 
     #[test]
     fn going_live_clears_backstage() {
-        let mut roster = Roster::from_call(&json!({"cid": "livestream:x", "backstage": true}));
+        let mut roster =
+            Roster::from_call(&call(json!({"cid": "livestream:x", "backstage": true})));
         let live = event(
             json!({"type": "call.live_started", "call_cid": "livestream:x",
                                 "call": {"cid": "livestream:x", "backstage": false}}),

@@ -9,7 +9,6 @@ use std::fmt;
 
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
-use serde::Deserialize;
 
 /// A JWT issued for one user. `Debug` and `Display` print `[redacted]` so a token can sit in a
 /// struct that gets logged without leaking.
@@ -44,22 +43,8 @@ impl fmt::Display for Token {
     }
 }
 
-/// The claims Stream tokens carry. Unknown claims are ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct TokenClaims {
-    #[serde(default)]
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub exp: Option<i64>,
-    #[serde(default)]
-    pub iat: Option<i64>,
-    #[serde(default)]
-    pub nbf: Option<i64>,
-    #[serde(default)]
-    pub role: Option<String>,
-    #[serde(default)]
-    pub call_cids: Option<Vec<String>>,
-}
+/// The claims Stream tokens carry, as the coordinator signs them (confab-protocol).
+pub type TokenClaims = confab_protocol::Claims;
 
 /// Why a token was refused before any network call. Messages never include the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,10 +66,19 @@ pub enum TokenError {
     },
 }
 
-impl TokenClaims {
+/// What a client reads from a token's claims (it cannot verify the signature).
+pub trait ReadClaims: Sized {
     /// Splits a JWT and decodes its payload. Accepts padded and unpadded base64url, and the
     /// standard alphabet too, since some servers emit it.
-    pub fn decode(raw: &str) -> Result<Self, TokenError> {
+    fn decode(raw: &str) -> Result<Self, TokenError>;
+
+    /// The check the official client makes at connect: the token names this user. Anonymous
+    /// users (`!anon`) accept any non-empty `user_id`.
+    fn check_user(&self, user_id: &str) -> Result<(), TokenError>;
+}
+
+impl ReadClaims for TokenClaims {
+    fn decode(raw: &str) -> Result<Self, TokenError> {
         if raw.is_empty() {
             return Err(TokenError::Empty);
         }
@@ -96,9 +90,7 @@ impl TokenClaims {
         serde_json::from_slice(&payload).map_err(|_| TokenError::PayloadJson)
     }
 
-    /// The check the official client makes at connect: the token names this user. Anonymous
-    /// users (`!anon`) accept any non-empty `user_id`.
-    pub fn check_user(&self, user_id: &str) -> Result<(), TokenError> {
+    fn check_user(&self, user_id: &str) -> Result<(), TokenError> {
         let token_user = self
             .user_id
             .as_deref()
@@ -115,8 +107,7 @@ impl TokenClaims {
     }
 }
 
-/// The id the protocol gives anonymous users.
-pub const ANONYMOUS_USER_ID: &str = "!anon";
+pub use confab_protocol::ANONYMOUS_USER_ID;
 
 fn decode_base64_lenient(segment: &str) -> Option<Vec<u8>> {
     let url_safe: String = segment

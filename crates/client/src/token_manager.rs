@@ -4,6 +4,7 @@
 //! however many requests see an expired token at once the provider is called once, and a
 //! failing provider is retried a bounded number of times and then reported with its cause.
 
+use crate::token::ReadClaims;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex};

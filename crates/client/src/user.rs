@@ -52,15 +52,4 @@ pub struct Guest {
 }
 
 /// The user as the coordinator describes them (`me` in `connection.ok`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConnectedUser {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub image: Option<String>,
-    #[serde(default)]
-    pub role: String,
-    #[serde(default)]
-    pub custom: Map<String, Value>,
-}
+pub type ConnectedUser = confab_protocol::UserResponse;

@@ -7,6 +7,7 @@ pub mod fake;
 pub mod level;
 pub mod media;
 pub mod preferences;
+pub mod pulse_cookie;
 pub mod watcher;
 
 pub use catalog::{DeviceInfo, DeviceSource, FakeDevices, SystemDevices, DEFAULT_KEY};

@@ -14,6 +14,7 @@ use crate::user::UserResponse;
 /// The call object in responses and events.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallState {
+    #[serde(default)]
     pub cid: String,
     #[serde(default, rename = "type")]
     pub call_type: String,

@@ -1,4 +1,5 @@
-//! Commands the page may call. Each stays thin: parse, call into a crate, shape the answer.
+//! The shell's own commands: what the page learns about the app, the bridge self-check and
+//! the ready signal.
 
 use serde::Serialize;
 use tauri::{Emitter, State, WebviewWindow};
@@ -56,7 +57,7 @@ pub fn ping(window: WebviewWindow, nonce: String) -> Result<(), CommandError> {
     tracing::debug!(target: "confab::shell", nonce, "self-check ping");
     window
         .emit(
-            "confab:pong",
+            crate::events::PONG,
             Pong {
                 nonce: nonce.to_owned(),
                 handled_at_ms,
