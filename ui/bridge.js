@@ -1,7 +1,7 @@
 // The one place that talks to the Rust backend: a function per Tauri command, the event names,
 // and a listener helper. No other module calls invoke or spells an event name, so this file
-// is the page's whole contract with src-tauri/ (each command's name is written literally,
-// `invoke('name'`, so the set the page calls can be found with grep).
+// is the page's whole contract with src-tauri/. Each command is invoked with its name written
+// out in single quotes, so grepping this file for invoke calls lists every command the page uses.
 const { invoke, Channel } = window.__TAURI__.core;
 const tauriEvent = window.__TAURI__.event;
 
