@@ -7,9 +7,9 @@ import { $ } from './dom.js';
 const KINDS = ['camera', 'microphone', 'speaker'];
 const PREVIEW_SIZE = { width: 320, height: 180, fps: 30 };
 
-// The preview and the meter run while at least one screen on show holds them (the lobby, the
-// call); the router enters the next screen before leaving the last, so they run on between.
-const capture = { holders: 0 };
+// The screens holding the preview and the meter (lobby, call): they run while any does. The
+// router enters the next screen before leaving the last, so they run on from lobby to call.
+const captureHolders = new Set();
 
 const showDeviceStatus = (text) => { $('devices-status').textContent = text; };
 
@@ -20,8 +20,8 @@ export async function setup() {
     $(`pick-${kind}`).addEventListener('change', async (e) => {
       try {
         await bridge.selectDevice(kind, e.target.value);
-        if (kind === 'camera' && capture.holders > 0) await startPreview();
-        if (kind === 'microphone' && capture.holders > 0) await bridge.startMicMeter();
+        if (kind === 'camera' && captureHolders.size > 0) await startPreview();
+        if (kind === 'microphone' && captureHolders.size > 0) await bridge.startMicMeter();
         showDeviceStatus('');
       } catch (err) {
         showDeviceStatus(describeError(err));
@@ -74,18 +74,19 @@ function startPreview() {
   }, PREVIEW_SIZE);
 }
 
-/** A screen that shows the preview and the meter holds them from its enter to its leave. */
-export async function holdCapture() {
-  capture.holders += 1;
-  if (capture.holders > 1) return;
+/** Screen `holder` shows the preview and the meter from its enter to its leave. */
+export async function holdCapture(holder) {
+  const running = captureHolders.size > 0;
+  captureHolders.add(holder);
+  if (running) return;
   await startPreview().catch((err) => showDeviceStatus(describeError(err)));
   await bridge.startMicMeter().catch((err) => showDeviceStatus(describeError(err)));
 }
 
-/** Stops the preview and the meter when no screen on show holds them. */
-export async function releaseCapture() {
-  capture.holders -= 1;
-  if (capture.holders > 0) return;
+/** Stops the preview and the meter once no screen holds them. */
+export async function releaseCapture(holder) {
+  captureHolders.delete(holder);
+  if (captureHolders.size > 0) return;
   await bridge.stopPreview().catch(() => {});
   await bridge.stopMicMeter().catch(() => {});
 }

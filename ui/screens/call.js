@@ -25,13 +25,13 @@ export async function enter({ view }) {
   $('broadcast-status').textContent = '';
   render(view);
   $('preview-call').append($('preview'));
-  await holdCapture();
+  await holdCapture('call');
 }
 
 /** Puts the camera preview back in the lobby. */
 export async function leave() {
   $('preview-home').append($('preview'));
-  await releaseCapture();
+  await releaseCapture('call');
 }
 
 /** An EVENTS.call payload: shown if it is about the call on screen. */

@@ -31,12 +31,12 @@ export function setup() {
  */
 export async function enter({ signedIn } = {}) {
   if (signedIn) showSignedIn(signedIn);
-  await holdCapture();
+  await holdCapture('lobby');
 }
 
 /** Stops the preview and the meter, unless the next screen (the call) shows them too. */
 export async function leave() {
-  await releaseCapture();
+  await releaseCapture('lobby');
 }
 
 function showSignedIn(me) {
