@@ -1,0 +1,101 @@
+// The call screen: participants from the coordinator's events, your own preview, and for a
+// livestream's host, going live, back to backstage, and a viewer token to share.
+import * as bridge from '../bridge.js';
+import { describeError } from '../bridge.js';
+import { holdCapture, releaseCapture } from '../devices.js';
+import { $ } from '../dom.js';
+import { navigate } from '../router.js';
+import { state } from '../state.js';
+
+/** Binds the call screen's controls. */
+export function setup() {
+  $('leave-call').addEventListener('click', async () => {
+    await bridge.leaveCall().catch(() => {});
+    state.call = null;
+    await navigate('lobby');
+  });
+  $('go-live').addEventListener('click', () => setLive(true));
+  $('stop-live').addEventListener('click', () => setLive(false));
+  $('share-viewer-token').addEventListener('click', shareViewerToken);
+}
+
+/** Shows `view` (join_call's answer) and moves the camera preview into the call. */
+export async function enter({ view }) {
+  $('host-result').textContent = '';
+  $('broadcast-status').textContent = '';
+  render(view);
+  $('preview-call').append($('preview'));
+  await holdCapture('call');
+}
+
+/** Puts the camera preview back in the lobby. */
+export async function leave() {
+  $('preview-home').append($('preview'));
+  await releaseCapture('call');
+}
+
+/** An EVENTS.call payload: shown if it is about the call on screen. */
+export function update(view) {
+  if (state.call && view.cid === state.call.cid) render(view);
+}
+
+/** An EVENTS.broadcast payload: the host's broadcast, as the backend reports it. */
+export function showBroadcast(status) {
+  const out = $('broadcast-status');
+  out.dataset.state = status.state;
+  out.textContent = {
+    starting: 'Starting the broadcast…',
+    live: `Broadcasting: ${status.segments} segment${status.segments === 1 ? '' : 's'} sent`,
+    retrying: `Upload failed (attempt ${status.attempt}): ${status.error}. Retrying…`,
+    stopped: 'The broadcast has ended.',
+    failed: `The broadcast stopped: ${status.error}`,
+  }[status.state] ?? status.state;
+}
+
+function render(view) {
+  state.call = view;
+  $('call-title').textContent = view.call_type === 'livestream' ? `Livestream ${view.cid.split(':')[1]}` : `Call ${view.cid.split(':')[1]}`;
+  $('call-title').dataset.cid = view.cid;
+  const badge = $('call-live');
+  if (view.call_type === 'livestream') {
+    badge.textContent = view.backstage ? 'Backstage' : 'Live';
+    badge.dataset.state = view.backstage ? 'backstage' : 'live';
+  } else {
+    badge.textContent = '';
+    delete badge.dataset.state;
+  }
+  $('participant-count').textContent = String(view.participants.length);
+  $('participants').replaceChildren(...view.participants.map((p) => {
+    const li = document.createElement('li');
+    li.textContent = p.name ?? p.user_id;
+    if (p.user_id === $('who').dataset.userId) li.textContent += ' (you)';
+    li.dataset.userId = p.user_id;
+    return li;
+  }));
+  $('host-controls').hidden = !(view.can_go_live && view.call_type === 'livestream');
+  $('go-live').hidden = !view.backstage;
+  $('stop-live').hidden = view.backstage;
+}
+
+async function setLive(live) {
+  try {
+    const isLive = await bridge.setLive(live);
+    render({ ...state.call, backstage: !isLive });
+    $('host-result').textContent = isLive ? 'You are live.' : 'Back in backstage: viewers see that the stream has not started.';
+  } catch (err) {
+    $('host-result').textContent = describeError(err);
+  }
+}
+
+async function shareViewerToken() {
+  const out = $('host-result');
+  try {
+    const token = await bridge.viewerToken();
+    out.textContent = token
+      ? `Viewers of ${state.call.cid} can use this token: ${token}`
+      : 'Viewer tokens come from your own server when you use Stream.';
+    if (token) out.dataset.token = token;
+  } catch (err) {
+    out.textContent = describeError(err);
+  }
+}
