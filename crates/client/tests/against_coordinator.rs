@@ -71,7 +71,7 @@ async fn wait_for_state(
     want: impl Fn(&ConnectionState) -> bool,
 ) -> ConnectionState {
     let mut rx = client.state();
-    let result = tokio::time::timeout(Duration::from_secs(10), async {
+    let result = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let state = rx.borrow_and_update().clone();
             if want(&state) {
@@ -350,7 +350,8 @@ async fn provider_failures_surface_with_their_cause_and_retries_report_every_att
     }
     assert_eq!(last, all[2]);
 
-    // Refusals by the coordinator are reported the same way, with their code.
+    // A refusal no retry can fix (a bad signature) is reported after one attempt, with its
+    // code; one that may pass (a server error) is retried like the provider's failures.
     c.inject(FaultCommand::RefuseConnects {
         code: 43,
         count: None,
@@ -360,7 +361,7 @@ async fn provider_failures_surface_with_their_cause_and_retries_report_every_att
     let client = VideoClient::new(
         c.api_key(),
         options(&c)
-            .with_max_connect_user_retries(2)
+            .with_max_connect_user_retries(3)
             .on_connect_user_error(move |_, all| {
                 *sink.lock().unwrap() = all.to_vec();
             }),
@@ -373,15 +374,30 @@ async fn provider_failures_surface_with_their_cause_and_retries_report_every_att
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(43));
-    assert_eq!(
-        reported2
+    assert!(err.is_terminal());
+    let codes = |reported: &Arc<Mutex<Vec<ConnectError>>>| {
+        reported
             .lock()
             .unwrap()
             .iter()
             .map(|e| e.code())
-            .collect::<Vec<_>>(),
-        [Some(43), Some(43)]
-    );
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(codes(&reported2), [Some(43)]);
+
+    c.inject(FaultCommand::RefuseConnects {
+        code: -1,
+        count: None,
+    });
+    let err = client
+        .connect_user(
+            User::new("erin"),
+            TokenSource::token(c.mint_token("erin", None)),
+        )
+        .await
+        .unwrap_err();
+    assert!(!err.is_terminal());
+    assert_eq!(codes(&reported2), [Some(-1), Some(-1), Some(-1)]);
     c.shutdown().await;
 }
 
@@ -467,30 +483,37 @@ fn tempfile_dir() -> std::path::PathBuf {
     dir
 }
 
-#[tokio::test]
+// On the paused clock, with the default 15 s silence timeout: tokio skips the waits, so the
+// test measures the client's own timing, not the machine's speed.
+#[tokio::test(start_paused = true)]
 async fn a_silent_socket_is_detected_and_replaced() {
     let c = coordinator().await;
-    let mut connection = ConnectionOptions::default();
-    connection.ping_interval = Duration::from_millis(100);
-    connection.silence_timeout = Duration::from_millis(400);
-    let client = connected_client(&c, "grace", options(&c).with_connection(connection)).await;
+    let connection = ConnectionOptions::default();
+    let silence = connection.silence_timeout;
+    assert_eq!(silence, Duration::from_secs(15));
+    let client = connected_client(&c, "grace", options(&c)).await;
 
-    // Healthy: health checks are answered, the socket stays.
+    // Healthy for a minute: health checks are answered, the socket stays.
     let before = connection_id(&client);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(connection_id(&client), before);
 
     // The coordinator stops answering: within the silence timeout the client reconnects.
     c.inject(FaultCommand::IgnoreHealthChecks { ignore: true });
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     wait_for_state(&client, "reconnecting", |s| {
         matches!(s, ConnectionState::Reconnecting { .. })
     })
     .await;
+    let detected = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "detected in {:?}",
-        started.elapsed()
+        detected <= silence + Duration::from_secs(1),
+        "detected after {detected:?}"
+    );
+    // Not before the silence was long enough: the last answer came at most one ping ago.
+    assert!(
+        detected + connection.ping_interval >= silence,
+        "detected too early, after {detected:?}"
     );
     c.inject(FaultCommand::IgnoreHealthChecks { ignore: false });
     wait_for_new_connection(&client, &before, "connected again").await;
