@@ -1,4 +1,7 @@
 //! The client against a real local coordinator on loopback, using its fault switches.
+//!
+//! Over 600 lines: one scenario per test, each a story of several steps against one
+//! coordinator; splitting them by file would only repeat the helpers at the top.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
