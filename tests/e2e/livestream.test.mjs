@@ -16,6 +16,8 @@ test('a host goes live with the fake camera and a second, anonymous instance pla
     await host.screenshot('screen-call-broadcasting');
     await withApp(t, async (viewer) => {
       await watchAnonymously(viewer, where, 'launch');
+      // Live first: frames from a call still in backstage would mean the wrong thing played.
+      await waitFor('live', async () => (await viewer.text('#watch-live')) === 'Live', { timeoutMs: 10000 });
       await waitFor('the video to play', async () => Number(await viewer.evalAsync(`return document.getElementById('player').currentTime;`)) > 0.5, { timeoutMs: 20000 });
       const first = await viewer.evalAsync(`return document.getElementById('player').currentTime;`);
       await waitFor('the video to advance', async () => Number(await viewer.evalAsync(`return document.getElementById('player').currentTime;`)) > first + 1, { timeoutMs: 10000 });
@@ -54,6 +56,7 @@ test('`confab-coordinator broadcast` feeds a viewer; when its playlist stops gro
     }
     await withApp(t, async (viewer) => {
       await watchAnonymously(viewer, { baseURL: coordinator.baseURL, apiKey: coordinator.apiKey }, 'demo');
+      await waitFor('live', async () => (await viewer.text('#watch-live')) === 'Live', { timeoutMs: 10000 });
       await waitFor('the video to play', async () => Number(await viewer.evalAsync(`return document.getElementById('player').currentTime;`)) > 0.5, { timeoutMs: 20000 });
       const frame = await viewer.evalAsync(SAMPLE_FRAME);
       assert.deepEqual([frame.width, frame.height], [640, 360]);

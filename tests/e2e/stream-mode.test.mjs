@@ -55,6 +55,7 @@ async function keychainHolds(needle) {
 test('remember me keeps a Stream sign-in in the keychain across a restart, and sign out leaves nothing behind', async (t) => {
   assert.ok(process.env.XDG_CONFIG_HOME, 'run under scripts/test-session.sh, which gives the app throwaway folders');
   const token = await coordinator.token('alice');
+  let exportFile;
   await withApp(t, async (app) => {
     await chooseStream(app);
     await app.screenshot('screen-start-stream');
@@ -67,7 +68,19 @@ test('remember me keeps a Stream sign-in in the keychain across a restart, and s
     await onScreen(app, 'lobby');
     assert.equal(await app.text('#mode'), 'Stream');
     assert.equal(await app.attribute('#remember-result', 'data-stored'), 'true');
+
+    // Signed in, with a token in use: the diagnostics export holds none of it.
+    await app.click('#open-diagnostics');
+    await app.click('#export-diagnostics');
+    exportFile = await waitFor('the export', () => app.attribute('#export-result', 'data-path'));
+    const exported = await readFile(exportFile, 'utf8');
+    assert.ok(JSON.parse(exported).connection_timeline.some((e) => e.state === 'connected'));
+    assert.ok(!exported.includes(token), 'the export holds no token');
+    assert.doesNotMatch(exported, /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/, 'nor anything shaped like one');
+    await app.click('#open-diagnostics');
   });
+  // A positive control for the search below: it finds a file the app is known to write.
+  assert.ok((await filesContaining('"connection_timeline"')).includes(exportFile), 'the file search covers the app folders');
   assert.ok(await keychainHolds(token), 'the token is in the keychain');
   assert.deepEqual(await filesContaining(token), [], 'and in no file');
 
