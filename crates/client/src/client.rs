@@ -410,6 +410,9 @@ impl VideoClient {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(User, Arc<TokenManager>), ConnectError>>,
     {
+        if let Some(why) = self.inner.rest.insecure() {
+            return Err(self.report(ConnectError::Insecure(why.to_owned()), Vec::new()));
+        }
         let attempts = self.inner.options.max_connect_user_retries.max(1);
         let mut errors = Vec::new();
         for attempt in 0..attempts {

@@ -98,6 +98,9 @@ pub enum ConnectError {
     /// code, retryable for network and server errors.
     #[error("could not create the guest user: {0}")]
     Guest(crate::rest::ApiError),
+    /// Terminal: the coordinator's address would carry the token unencrypted.
+    #[error("refusing to connect: {0}")]
+    Insecure(String),
     /// Terminal: the client already has another user.
     #[error("{current} is connected: call disconnect_user() before connecting another user")]
     AnotherUserConnected { current: String },
@@ -125,7 +128,7 @@ impl ConnectError {
                 .code()
                 .is_some_and(|code| ErrorCode::from_i32(code).is_terminal_for_connect()),
             ConnectError::Timeout(_) | ConnectError::Network(_) => false,
-            ConnectError::AnotherUserConnected { .. } => true,
+            ConnectError::AnotherUserConnected { .. } | ConnectError::Insecure(_) => true,
         }
     }
 }

@@ -162,6 +162,7 @@ pub mod connection;
 pub mod events;
 pub mod rest;
 pub mod roster;
+pub mod secure_transport;
 pub mod token;
 pub mod token_manager;
 pub mod token_url;

@@ -39,6 +39,9 @@ pub enum ApiError {
     Token(#[from] TokenLoadError),
     #[error("not signed in: connect a user first")]
     NoUser,
+    /// The coordinator's address would carry tokens unencrypted (see `secure_transport`).
+    #[error("refusing to talk to the coordinator: {0}")]
+    Insecure(String),
 }
 
 impl ApiError {
@@ -70,6 +73,8 @@ pub struct RestClient {
     base_url: String,
     api_key: String,
     timeout: Duration,
+    /// Set when the base URL would carry tokens unencrypted: every request is refused.
+    insecure: Option<String>,
 }
 
 /// One HTTP client for the whole process: it holds the connection pool and the TLS roots
@@ -77,8 +82,11 @@ pub struct RestClient {
 fn shared_http() -> reqwest::Client {
     static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     HTTP.get_or_init(|| {
+        // No redirects: a coordinator does not move, and a redirect could carry a request
+        // somewhere the checks on the base URL never saw.
         reqwest::Client::builder()
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new())
     })
@@ -92,7 +100,13 @@ impl RestClient {
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
             timeout,
+            insecure: crate::secure_transport::insecure_reason(base_url),
         }
+    }
+
+    /// Why this coordinator may not be sent tokens, if it may not.
+    pub fn insecure(&self) -> Option<&str> {
+        self.insecure.as_deref()
     }
 
     pub fn base_url(&self) -> &str {
@@ -161,6 +175,9 @@ impl RestClient {
         body: Option<&Value>,
         request_id: &str,
     ) -> Result<Value, ApiError> {
+        if let Some(why) = &self.insecure {
+            return Err(ApiError::Insecure(why.clone()));
+        }
         // Stream's order: user_id, connection_id, api_key, then the request's own.
         let mut params: Vec<(&str, String)> = Vec::new();
         let auth_type = match auth {

@@ -129,6 +129,11 @@ pub fn valid_backend(backend: Backend) -> Result<Backend, SessionError> {
                         "The base URL is a web address such as https://video.stream-io-api.com/video.",
                     ));
                 }
+                if let Some(why) = confab_client::secure_transport::insecure_reason(url) {
+                    return Err(SessionError::invalid(format!(
+                        "This base URL cannot be used: {why}."
+                    )));
+                }
             }
             Ok(Backend::Stream { api_key, base_url })
         }
@@ -194,6 +199,12 @@ mod tests {
 
     #[test]
     fn backends_guests_and_calls_are_checked() {
+        let plain_http = Backend::Stream {
+            api_key: "k3y".into(),
+            base_url: Some("http://192.168.1.5:4880/video".into()),
+        };
+        let refused = valid_backend(plain_http).unwrap_err();
+        assert!(refused.message.contains("unencrypted"), "{}", refused.message);
         let bad_key = Backend::Stream {
             api_key: "a key".into(),
             base_url: None,
