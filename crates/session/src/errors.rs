@@ -169,6 +169,10 @@ impl SessionError {
             ConnectError::AnotherUserConnected { .. } => {
                 (ErrorKind::AlreadySignedIn, "Sign out first.".to_owned())
             }
+            ConnectError::Insecure(why) => (
+                ErrorKind::InvalidInput,
+                format!("This coordinator cannot be used: {why}."),
+            ),
         };
         Self::new(kind, message).with_code(code)
     }
