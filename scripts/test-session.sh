@@ -49,6 +49,7 @@ if pid=$(pgrep -u "$(id -u)" -n gnome-keyring-d); then pids+=("$pid"); fi
 if [ $# -gt 0 ]; then
   export CONFAB_APP="${CONFAB_APP:-$PWD/target/debug/confab}"
   export CONFAB_COORDINATOR="${CONFAB_COORDINATOR:-$PWD/target/debug/confab-coordinator}"
+  export CONFAB_BROADCAST="${CONFAB_BROADCAST:-$PWD/target/debug/confab-broadcast}"
   "$@"
   exit
 fi
@@ -62,4 +63,5 @@ cargo test -p confab-logging --all-features --locked
 # tests in the real window.
 echo "== official client and end-to-end"
 CONFAB_APP="$PWD/target/debug/confab" CONFAB_COORDINATOR="$PWD/target/debug/confab-coordinator" \
+  CONFAB_BROADCAST="$PWD/target/debug/confab-broadcast" \
   node --test --test-concurrency=1 tests/official-client/*.test.mjs tests/e2e/*.test.mjs
