@@ -55,6 +55,7 @@ if pid=$(pgrep -u "$(id -u)" -n gnome-keyring-d); then pids+=("$pid"); fi
 if [ $# -gt 0 ]; then
   export CONFAB_APP="${CONFAB_APP:-$PWD/target/debug/confab}"
   export CONFAB_COORDINATOR="${CONFAB_COORDINATOR:-$PWD/target/debug/confab-coordinator}"
+  export CONFAB_BROADCAST="${CONFAB_BROADCAST:-$PWD/target/debug/confab-broadcast}"
   "$@"
   exit
 fi
@@ -70,4 +71,5 @@ PULSE_COOKIE="$pulse_cookie" cargo test -p confab-logging --all-features --locke
 # tests in the real window.
 echo "== official client and end-to-end"
 CONFAB_APP="$PWD/target/debug/confab" CONFAB_COORDINATOR="$PWD/target/debug/confab-coordinator" \
+  CONFAB_BROADCAST="$PWD/target/debug/confab-broadcast" \
   node --test --test-concurrency=1 tests/official-client/*.test.mjs tests/e2e/*.test.mjs

@@ -41,13 +41,16 @@ test('a host goes live with the fake camera and a second, anonymous instance pla
   }, { shot: 'livestream-host' });
 });
 
-test('`confab-coordinator broadcast` feeds a viewer; when its playlist stops growing the viewer shows reconnecting, then the end', async (t) => {
+test('`confab-broadcast` feeds a viewer; when its playlist stops growing the viewer shows reconnecting, then the end', async (t) => {
   const { spawn } = await import('node:child_process');
   const readline = await import('node:readline');
+  const path = await import('node:path');
   const { StandaloneCoordinator } = await import('./standalone-coordinator.mjs');
   const coordinator = await StandaloneCoordinator.start();
-  const bin = process.env.CONFAB_COORDINATOR;
-  const broadcaster = spawn(bin, ['broadcast', '--call', 'livestream:demo', '--base-url', coordinator.baseURL,
+  // The synthetic broadcaster is confab-media's binary, built next to the coordinator's.
+  const bin = process.env.CONFAB_BROADCAST
+    ?? path.join(path.dirname(process.env.CONFAB_COORDINATOR ?? 'target/debug/confab-coordinator'), 'confab-broadcast');
+  const broadcaster = spawn(bin, ['--call', 'livestream:demo', '--base-url', coordinator.baseURL,
     '--data-dir', coordinator.dataDir, '--size', '640x360', '--seconds', '120'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     // The command prints its status as JSON lines; wait for the first uploaded segment.

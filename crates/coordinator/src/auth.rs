@@ -1,12 +1,21 @@
 //! Who is calling: Stream's auth headers and query, checked exactly as Stream checks them.
 //!
 //! `Authorization` carries the raw JWT (no `Bearer`), `stream-auth-type` says `jwt` or
-//! `anonymous`, and `api_key` in the query must name this app.
+//! `anonymous`, and `api_key` in the query must name this app. The header and query names are
+//! the shared protocol's, so the client and this coordinator spell them the same way.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use confab_protocol::wire::{
+    AuthType, API_KEY_QUERY, AUTHORIZATION_HEADER, AUTH_TYPE_HEADER, CONNECTION_ID_QUERY,
+    USER_ID_QUERY,
+};
+use confab_protocol::{CallType, ErrorCode};
 
-use crate::error::{codes, ApiError};
+use crate::error::ApiError;
+use crate::jwt::AuthError;
 use crate::state::AppState;
+
+pub use confab_protocol::ANONYMOUS_USER_ID;
 
 /// The query parameters every request carries.
 #[derive(Debug, Default, Clone)]
@@ -22,9 +31,11 @@ impl CommonQuery {
         let mut q = CommonQuery::default();
         for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             match k.as_ref() {
-                "api_key" => q.api_key = Some(v.into_owned()),
-                "user_id" => q.user_id = Some(v.into_owned()),
-                "connection_id" => q.connection_id = Some(v.into_owned()).filter(|c| !c.is_empty()),
+                API_KEY_QUERY => q.api_key = Some(v.into_owned()),
+                USER_ID_QUERY => q.user_id = Some(v.into_owned()),
+                CONNECTION_ID_QUERY => {
+                    q.connection_id = Some(v.into_owned()).filter(|c| !c.is_empty())
+                }
                 _ => q.other.push((k.into_owned(), v.into_owned())),
             }
         }
@@ -63,8 +74,6 @@ impl Caller {
     }
 }
 
-pub const ANONYMOUS_USER_ID: &str = "!anon";
-
 /// Checks the api key only: for public endpoints (`/guest`, `/call_client_event`).
 pub fn check_api_key(state: &AppState, query: &CommonQuery) -> Result<(), ApiError> {
     match query.api_key.as_deref() {
@@ -86,39 +95,37 @@ pub fn authenticate(
 ) -> Result<Caller, ApiError> {
     check_api_key(state, query)?;
     let auth_type = headers
-        .get("stream-auth-type")
+        .get(AUTH_TYPE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let token = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(AUTHORIZATION_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|t| !t.is_empty());
 
-    match auth_type {
-        "jwt" => {
+    match AuthType::parse(auth_type) {
+        Some(AuthType::Jwt) => {
             let token = token.ok_or_else(|| {
                 ApiError::unauthenticated(
                     "the Authorization header with the user's token is missing",
                 )
             })?;
             let (id, role) = verify_user_token(state, token)?;
-            if let Some(query_user) = query.user_id.as_deref() {
-                if query_user != id {
-                    return Err(ApiError::new(
-                        codes::INPUT,
-                        axum::http::StatusCode::UNAUTHORIZED,
-                        "the token's user_id does not match user_id in the query",
-                    ));
-                }
+            if query.user_id.as_deref().is_some_and(|q| q != id) {
+                return Err(ApiError::new(
+                    ErrorCode::Input,
+                    StatusCode::UNAUTHORIZED,
+                    "the token's user_id does not match user_id in the query",
+                ));
             }
             Ok(Caller::User { id, role })
         }
-        "anonymous" => match token {
+        Some(AuthType::Anonymous) => match token {
             None => Ok(Caller::Anonymous { call_cids: None }),
             Some(token) => {
-                let claims = state.signing.verify(token, crate::state::unix_now())?;
+                let claims = state.signing.verify(token, crate::clock::unix_now())?;
                 if state.faults.token_expired(ANONYMOUS_USER_ID, token) {
-                    return Err(crate::jwt::AuthError::Expired.into());
+                    return Err(AuthError::Expired.into());
                 }
                 // Any user_id is accepted for anonymous access; what limits it is call_cids.
                 Ok(Caller::Anonymous {
@@ -126,24 +133,24 @@ pub fn authenticate(
                 })
             }
         },
-        "" => Err(ApiError::unauthenticated(
+        None if auth_type.is_empty() => Err(ApiError::unauthenticated(
             "the stream-auth-type header is missing",
         )),
-        other => Err(ApiError::unauthenticated(format!(
-            "stream-auth-type {other:?} is not supported: use jwt or anonymous"
+        None => Err(ApiError::unauthenticated(format!(
+            "stream-auth-type {auth_type:?} is not supported: use jwt or anonymous"
         ))),
     }
 }
 
 /// Verifies a user's token and returns the user id and role. Used by REST and the socket.
 pub fn verify_user_token(state: &AppState, token: &str) -> Result<(String, String), ApiError> {
-    let claims = state.signing.verify(token, crate::state::unix_now())?;
+    let claims = state.signing.verify(token, crate::clock::unix_now())?;
     let id = claims
         .user_id
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::unauthenticated("the token has no user_id claim"))?;
     if state.faults.token_expired(&id, token) {
-        return Err(crate::jwt::AuthError::Expired.into());
+        return Err(AuthError::Expired.into());
     }
     let stored_role = state.store.user(&id)?.map(|u| u.role);
     // A role in a server-signed token wins; otherwise the stored one; new users are "user".
@@ -154,7 +161,7 @@ pub fn verify_user_token(state: &AppState, token: &str) -> Result<(String, Strin
 /// Whether an anonymous caller may read a call.
 pub fn anonymous_may_read(call_cids: &Option<Vec<String>>, cid: &str, call_type: &str) -> bool {
     match call_cids {
-        None => call_type == "livestream",
+        None => call_type == CallType::Livestream.as_str(),
         Some(cids) => cids.iter().any(|c| c == cid),
     }
 }

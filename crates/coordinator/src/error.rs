@@ -1,33 +1,37 @@
 //! Errors in the shape Stream's coordinator sends them, so the official client reads them:
-//! `{code, message, StatusCode, duration, more_info, details}`.
+//! `{code, message, StatusCode, duration, more_info, details}`. The numbers are the shared
+//! protocol's [`ErrorCode`], so the client and this coordinator cannot disagree on them.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use confab_protocol::ErrorCode;
 use serde_json::json;
 
 use crate::jwt::AuthError;
 
-/// Stream's error codes that this coordinator uses.
+/// Stream's error codes that this coordinator uses, by their old names.
 pub mod codes {
-    pub const INTERNAL: i32 = -1;
-    pub const AUTHENTICATION: i32 = 2;
-    pub const INPUT: i32 = 4;
-    pub const DOES_NOT_EXIST: i32 = 16;
-    pub const NOT_ALLOWED: i32 = 17;
-    pub const TOKEN_EXPIRED: i32 = 40;
+    use confab_protocol::ErrorCode;
+
+    pub const INTERNAL: ErrorCode = ErrorCode::Internal;
+    pub const AUTHENTICATION: ErrorCode = ErrorCode::Authentication;
+    pub const INPUT: ErrorCode = ErrorCode::Input;
+    pub const DOES_NOT_EXIST: ErrorCode = ErrorCode::DoesNotExist;
+    pub const NOT_ALLOWED: ErrorCode = ErrorCode::NotAllowed;
+    pub const TOKEN_EXPIRED: ErrorCode = ErrorCode::TokenExpired;
 }
 
 /// A refused request: Stream's numeric code, the HTTP status and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message} (code {code})")]
+#[error("{message} (code {})", .code.as_i32())]
 pub struct ApiError {
-    pub code: i32,
+    pub code: ErrorCode,
     pub status: StatusCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(code: i32, status: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             code,
             status,
@@ -36,29 +40,33 @@ impl ApiError {
     }
 
     pub fn input(message: impl Into<String>) -> Self {
-        Self::new(codes::INPUT, StatusCode::BAD_REQUEST, message)
+        Self::new(ErrorCode::Input, StatusCode::BAD_REQUEST, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(codes::DOES_NOT_EXIST, StatusCode::NOT_FOUND, message)
+        Self::new(ErrorCode::DoesNotExist, StatusCode::NOT_FOUND, message)
     }
 
     pub fn not_allowed(message: impl Into<String>) -> Self {
-        Self::new(codes::NOT_ALLOWED, StatusCode::FORBIDDEN, message)
+        Self::new(ErrorCode::NotAllowed, StatusCode::FORBIDDEN, message)
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(codes::AUTHENTICATION, StatusCode::UNAUTHORIZED, message)
+        Self::new(ErrorCode::Authentication, StatusCode::UNAUTHORIZED, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(codes::INTERNAL, StatusCode::INTERNAL_SERVER_ERROR, message)
+        Self::new(
+            ErrorCode::Internal,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+        )
     }
 
     /// The JSON body, as Stream sends it.
     pub fn body(&self) -> serde_json::Value {
         json!({
-            "code": self.code,
+            "code": self.code.as_i32(),
             "message": self.message,
             "StatusCode": self.status.as_u16(),
             "duration": "0.00ms",
@@ -70,7 +78,7 @@ impl ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        ApiError::new(e.code() as i32, StatusCode::UNAUTHORIZED, e.to_string())
+        ApiError::new(e.code(), StatusCode::UNAUTHORIZED, e.to_string())
     }
 }
 

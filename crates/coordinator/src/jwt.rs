@@ -8,9 +8,14 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use confab_protocol::ErrorCode;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::Sha256;
+
+/// The claims live in the shared protocol crate; re-exported here so existing paths
+/// (`confab_coordinator::jwt::Claims`) keep working.
+pub use confab_protocol::Claims;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -47,7 +52,7 @@ impl SigningKey {
     /// A token for one user, issued now, expiring after `ttl` (never without one): what the
     /// coordinator, the CLI and local mode all hand out.
     pub fn user_token(&self, user_id: &str, ttl: Option<std::time::Duration>) -> String {
-        let now = crate::state::unix_now();
+        let now = crate::clock::unix_now();
         self.sign(&Claims {
             user_id: Some(user_id.to_owned()),
             iat: Some(now),
@@ -120,23 +125,6 @@ fn decode_segment<T: for<'de> Deserialize<'de>>(segment: &str) -> Result<T, Auth
     serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed("a segment is not JSON"))
 }
 
-/// The claims a Stream user token carries.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_cids: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exp: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
-}
-
 /// Why a token was refused. `code()` is Stream's numeric error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -157,14 +145,14 @@ pub enum AuthError {
 impl AuthError {
     /// Stream's error code: 40 expired, 41 not valid yet, 42 used before issued-at, 43 bad
     /// signature; anything unreadable is also reported as 43, as Stream does.
-    pub fn code(&self) -> u32 {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::Expired => 40,
-            AuthError::NotValidYet => 41,
-            AuthError::IssuedInFuture => 42,
+            AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::NotValidYet => ErrorCode::TokenNotValidYet,
+            AuthError::IssuedInFuture => ErrorCode::TokenIssuedInFuture,
             AuthError::SignatureInvalid
             | AuthError::Malformed(_)
-            | AuthError::UnsupportedAlgorithm(_) => 43,
+            | AuthError::UnsupportedAlgorithm(_) => ErrorCode::TokenSignatureInvalid,
         }
     }
 }
@@ -195,19 +183,22 @@ mod tests {
     fn each_refusal_has_streams_code() {
         let key = SigningKey::new("secret");
         let expired = key.sign(&alice(60));
-        assert_eq!(key.verify(&expired, NOW + 60).unwrap_err().code(), 40);
+        assert_eq!(
+            key.verify(&expired, NOW + 60).unwrap_err().code().as_i32(),
+            40
+        );
 
         let not_yet = key.sign(&Claims {
             nbf: Some(NOW + 600),
             ..alice(3600)
         });
-        assert_eq!(key.verify(&not_yet, NOW).unwrap_err().code(), 41);
+        assert_eq!(key.verify(&not_yet, NOW).unwrap_err().code().as_i32(), 41);
 
         let future = key.sign(&Claims {
             iat: Some(NOW + 600),
             ..alice(3600)
         });
-        assert_eq!(key.verify(&future, NOW).unwrap_err().code(), 42);
+        assert_eq!(key.verify(&future, NOW).unwrap_err().code().as_i32(), 42);
 
         let other_key = SigningKey::new("another secret");
         assert_eq!(
@@ -247,7 +238,11 @@ mod tests {
     fn garbage_is_refused_without_panicking() {
         let key = SigningKey::new("secret");
         for junk in ["", ".", "..", "a.b.c", "a.b.c.d", "é.é.é", "e30.e30.%%%"] {
-            assert_eq!(key.verify(junk, NOW).unwrap_err().code(), 43, "{junk:?}");
+            assert_eq!(
+                key.verify(junk, NOW).unwrap_err().code().as_i32(),
+                43,
+                "{junk:?}"
+            );
         }
     }
 

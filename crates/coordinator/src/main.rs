@@ -1,5 +1,9 @@
 //! `confab-coordinator`: serve a local coordinator, or sign a token for one.
+//!
+//! (The synthetic livestream broadcaster is `confab-broadcast`, in confab-media: the
+//! coordinator does not depend on the media pipeline.)
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,30 +52,6 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         idle_timeout_secs: u64,
     },
-    /// Publish a synthetic livestream (the fake camera's test pattern) to a call: go live, send
-    /// HLS segments until stopped (Ctrl-C or --seconds), then end the broadcast.
-    Broadcast {
-        /// The livestream, e.g. livestream:launch. Created if it does not exist.
-        #[arg(long)]
-        call: String,
-        #[arg(long, default_value = "http://127.0.0.1:4880/video")]
-        base_url: String,
-        /// Read the API key and secret from this coordinator data directory (to sign the
-        /// host's token).
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// The host's user id.
-        #[arg(long, default_value = "broadcaster")]
-        user: String,
-        /// Picture size, e.g. 1280x720.
-        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
-        size: (u32, u32),
-        #[arg(long, default_value_t = 30)]
-        fps: u32,
-        /// Stop after this many seconds (default: run until Ctrl-C).
-        #[arg(long)]
-        seconds: Option<u64>,
-    },
     /// Print a signed user token: the server-side token generator.
     Token {
         #[arg(long)]
@@ -90,19 +70,6 @@ enum Command {
         #[arg(long, env = "CONFAB_API_SECRET", hide_env_values = true)]
         api_secret: Option<String>,
     },
-}
-
-fn parse_size(text: &str) -> Result<(u32, u32), String> {
-    let (w, h) = text
-        .split_once('x')
-        .ok_or_else(|| format!("{text:?} is not a size like 1280x720"))?;
-    let parse = |v: &str| {
-        v.parse::<u32>()
-            .ok()
-            .filter(|n| (16..=3840).contains(n))
-            .ok_or_else(|| format!("{v:?} is not a side of 16 to 3840 pixels"))
-    };
-    Ok((parse(w)?, parse(h)?))
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
@@ -158,27 +125,12 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            println!("base_url={}", running.base_url());
-            println!("api_key={}", running.api_key());
+            print_status(&format!("base_url={}", running.base_url()));
+            print_status(&format!("api_key={}", running.api_key()));
             let _ = tokio::signal::ctrl_c().await;
             running.shutdown().await;
             ExitCode::SUCCESS
         }
-        Command::Broadcast {
-            call,
-            base_url,
-            data_dir,
-            user,
-            size,
-            fps,
-            seconds,
-        } => match broadcast(call, base_url, data_dir, user, size, fps, seconds).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("confab-coordinator: {e}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Token {
             user,
             ttl,
@@ -219,6 +171,15 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Writes a status line to stdout for whoever started the server. A reader that went away
+/// (a closed pipe) must not take the server down with it, so a failed write is only logged.
+fn print_status(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        tracing::warn!(target: "coordinator", error = %e, "could not write the status to stdout");
+    }
+}
+
 fn read_secret(dir: &std::path::Path) -> Result<String, String> {
     read_app(dir).map(|(_, secret)| secret)
 }
@@ -236,96 +197,4 @@ fn read_app(dir: &std::path::Path) -> Result<(String, String), String> {
         Some(app) => Ok(app),
         None => Err("the data directory has no app yet: run serve with it first".into()),
     }
-}
-
-/// The `broadcast` command: host a livestream with the fake camera through confab-media.
-async fn broadcast(
-    call: String,
-    base_url: String,
-    data_dir: PathBuf,
-    user: String,
-    (width, height): (u32, u32),
-    fps: u32,
-    seconds: Option<u64>,
-) -> Result<(), String> {
-    let (call_type, call_id) = call
-        .split_once(':')
-        .filter(|(t, id)| *t == "livestream" && !id.is_empty())
-        .ok_or("--call is livestream:<id>")?;
-    let (api_key, secret) = read_app(&data_dir)?;
-    let token = SigningKey::new(secret).user_token(&user, Some(Duration::from_secs(24 * 3600)));
-    let http = reqwest_client();
-    let base = base_url.trim_end_matches('/').to_owned();
-    let call_post = |action: &str| {
-        let url = if action.is_empty() {
-            format!("{base}/call/{call_type}/{call_id}?api_key={api_key}")
-        } else {
-            format!("{base}/call/{call_type}/{call_id}/{action}?api_key={api_key}")
-        };
-        http.post(url)
-            .header("authorization", &token)
-            .header("stream-auth-type", "jwt")
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-    };
-    // Get or create the call (its creator is its host), then leave backstage.
-    for action in ["", "go_live"] {
-        let response = call_post(action)
-            .await
-            .map_err(|e| format!("{base} is not answering: {e}"))?;
-        if !response.status().is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(format!(
-                "the coordinator refused {}: {body}",
-                if action.is_empty() {
-                    "the call"
-                } else {
-                    action
-                }
-            ));
-        }
-    }
-    let token_for_uploads = token.clone();
-    let target = confab_media::Target {
-        base_url: base.clone(),
-        api_key: api_key.clone(),
-        call_type: call_type.into(),
-        call_id: call_id.into(),
-        token: std::sync::Arc::new(move || {
-            let t = token_for_uploads.clone();
-            Box::pin(async move { Ok(t) })
-        }),
-    };
-    let options = confab_media::BroadcastOptions {
-        width,
-        height,
-        fps,
-        ..Default::default()
-    };
-    let live = confab_media::start(target, options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut status = live.status();
-    let printer = tokio::spawn(async move {
-        while status.changed().await.is_ok() {
-            let s = status.borrow_and_update().clone();
-            println!("{}", serde_json::to_string(&s).unwrap_or_default());
-        }
-    });
-    match seconds {
-        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    let end = live.stop().await;
-    printer.abort();
-    println!("{}", serde_json::to_string(&end).unwrap_or_default());
-    let _ = call_post("stop_live").await;
-    Ok(())
-}
-
-fn reqwest_client() -> confab_media::reqwest::Client {
-    confab_media::reqwest::Client::new()
 }

@@ -1,30 +1,17 @@
 //! Call types, roles and capabilities, and the JSON shapes Stream's clients read.
+//!
+//! The JSON is built here rather than by serializing the protocol's `CallState` because
+//! Stream's official client needs more than the protocol types name (settings, ingress,
+//! `teams`, ...). Its field names match the protocol types; `tests/protocol_types.rs` reads
+//! every answer and event back through them.
 
 use serde_json::{json, Value};
 
 use crate::store::{CallRecord, MemberRecord, UserRecord};
 
-/// The call types this coordinator knows. Others are refused with a clear error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallType {
-    Default,
-    Livestream,
-}
-
-impl CallType {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "default" => Some(CallType::Default),
-            "livestream" => Some(CallType::Livestream),
-            _ => None,
-        }
-    }
-
-    /// Livestreams start in backstage: only hosts can join until someone goes live.
-    pub fn backstage_enabled(self) -> bool {
-        matches!(self, CallType::Livestream)
-    }
-}
+/// The call types this coordinator knows (others are refused with a clear error): the shared
+/// protocol's, so the app's forms, the client and this coordinator accept the same ones.
+pub use confab_protocol::CallType;
 
 /// What a caller is to a call, from which its capabilities follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,17 +1,16 @@
-//! Starting and stopping a coordinator: the router, the listener and the app's key.
+//! Starting and stopping a coordinator: the listener, the app's key and the shared state.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
-use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api;
 use crate::faults::{FaultCommand, Faults};
+use crate::hls::Broadcasts;
 use crate::hub::{Hub, Outbound};
 use crate::jwt::{Claims, SigningKey};
 use crate::sessions::Sessions;
@@ -117,7 +116,7 @@ impl RunningCoordinator {
         if !self.state.faults.enabled() {
             return 0;
         }
-        api::apply_fault(&self.state, &command)
+        api::faults::apply_fault(&self.state, &command)
     }
 
     /// How many sockets are open.
@@ -138,54 +137,6 @@ impl RunningCoordinator {
             self.task.abort();
         }
     }
-}
-
-pub fn router(state: Arc<AppState>, dev_token_endpoint: bool) -> Router {
-    let faults_enabled = state.faults.enabled();
-    let mut video = Router::new()
-        .route("/connect", get(crate::ws::connect))
-        .route("/guest", post(api::create_guest))
-        .route(
-            "/call/{type}/{id}",
-            get(api::get_call).post(api::get_or_create_call),
-        )
-        .route("/call/{type}/{id}/join", post(api::join_call))
-        .route("/call/{type}/{id}/leave", post(api::leave_call))
-        .route("/call/{type}/{id}/go_live", post(api::go_live))
-        .route("/call/{type}/{id}/stop_live", post(api::stop_live))
-        .route("/call/{type}/{id}/members", post(api::update_members))
-        .route(
-            "/call/{type}/{id}/start_broadcasting",
-            post(crate::broadcast::start_broadcasting),
-        )
-        .route(
-            "/call/{type}/{id}/stop_broadcasting",
-            post(crate::broadcast::stop_broadcasting),
-        )
-        .route(
-            "/call/{type}/{id}/hls/{file}",
-            axum::routing::put(crate::broadcast::upload).layer(
-                axum::extract::DefaultBodyLimit::max(crate::broadcast::MAX_UPLOAD_BYTES),
-            ),
-        )
-        .route("/hls/{type}/{id}/{file}", get(crate::broadcast::serve))
-        .route("/calls", post(api::query_calls))
-        .route("/call_client_event", post(api::call_client_event))
-        .route("/edges", get(api::edges))
-        .route(
-            "/location_hint",
-            get(api::location_hint).head(api::location_hint),
-        );
-    if faults_enabled {
-        video = video.route("/_faults", post(api::faults));
-    }
-    let mut app = Router::new().nest("/video", video);
-    if dev_token_endpoint {
-        app = app.route("/api/token", get(api::dev_token));
-    }
-    app.fallback(api::not_found)
-        .method_not_allowed_fallback(api::not_found)
-        .with_state(state)
 }
 
 fn random_hex(bytes_of_uuids: usize) -> String {
@@ -227,9 +178,9 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         faults: Faults::new(config.fault_injection),
         limits: config.limits.clone(),
         base_url: format!("http://{local_addr}/video"),
-        broadcasts: crate::broadcast::Broadcasts::default(),
+        broadcasts: Broadcasts::default(),
     });
-    let app = router(state.clone(), config.dev_token_endpoint);
+    let app = api::router(state.clone(), config.dev_token_endpoint);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // Small frames both ways: send each at once rather than waiting to batch (Nagle).

@@ -1,12 +1,18 @@
-//! What every handler shares.
+//! What every handler shares: the app's key, the store, the socket hub, sessions, faults and
+//! broadcasts. It imports only the modules that own those parts, never a handler.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::faults::Faults;
+use crate::hls::Broadcasts;
 use crate::hub::Hub;
 use crate::jwt::SigningKey;
 use crate::sessions::Sessions;
 use crate::store::Store;
+
+/// The state as axum hands it to handlers and extractors.
+pub type Shared = Arc<AppState>;
 
 pub struct AppState {
     pub api_key: String,
@@ -18,7 +24,7 @@ pub struct AppState {
     pub limits: Limits,
     /// `http://HOST:PORT/video`, for URLs the coordinator hands out.
     pub base_url: String,
-    pub broadcasts: crate::broadcast::Broadcasts,
+    pub broadcasts: Broadcasts,
 }
 
 #[derive(Debug, Clone)]
@@ -43,11 +49,4 @@ impl Default for Limits {
             issued_token_ttl: Duration::from_secs(24 * 3600),
         }
     }
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }

@@ -4,19 +4,23 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep_until, timeout, Instant};
 
-use crate::api::{announce_left, Shared};
-use crate::auth::{check_api_key, verify_user_token, CommonQuery};
-use crate::error::{codes, ApiError};
+use confab_protocol::wire::AUTH_TYPE_HEADER;
+use confab_protocol::{AuthType, ErrorCode, EventType, ANONYMOUS_USER_ID};
+
+use crate::auth::verify_user_token;
+use crate::error::ApiError;
+use crate::events::announce_left;
+use crate::extract::{KnownApp, RequestQuery};
 use crate::hub::{Outbound, SocketHandle, CLOSE_RECONNECT, OUTBOUND_QUEUE};
 use crate::model;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::UserDetails;
 
 /// Per-socket read and write buffer size.
@@ -64,7 +68,8 @@ pub fn parse_auth_frame(text: &str) -> Result<AuthFrame, ApiError> {
 /// What a client sends after connecting: health checks (as an array or alone) and nothing
 /// else this coordinator acts on. Public so the fuzz target can drive it.
 pub fn is_health_check(text: &str) -> bool {
-    let is_check = |v: &Value| v.get("type").and_then(Value::as_str) == Some("health.check");
+    let is_check =
+        |v: &Value| v.get("type").and_then(Value::as_str) == Some(EventType::HealthCheck.as_str());
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Array(items)) => items.iter().any(is_check),
         Ok(v) => is_check(&v),
@@ -74,18 +79,17 @@ pub fn is_health_check(text: &str) -> bool {
 
 pub async fn connect(
     State(state): State<Shared>,
-    RawQuery(raw): RawQuery,
+    _: KnownApp,
+    RequestQuery(query): RequestQuery,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let query = CommonQuery::parse(raw.as_deref());
-    if let Err(e) = check_api_key(&state, &query) {
-        return e.into_response();
-    }
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(_) => return ApiError::input("/connect takes a WebSocket upgrade").into_response(),
     };
-    let anonymous = query.get("stream-auth-type") == Some("anonymous");
+    // The socket names its auth type in the query, where the REST calls use a header.
+    let anonymous =
+        query.get(AUTH_TYPE_HEADER).and_then(AuthType::parse) == Some(AuthType::Anonymous);
     let limits = &state.limits;
     upgrade
         // Frames here are small JSON; tungstenite's default 128 KiB read buffer per socket
@@ -137,7 +141,11 @@ impl SocketTask {
             Ok(Some(user)) => model::own_user_json(&user),
             _ => json!({"id": user_id, "role": "user"}),
         };
-        let ok = event_frame("connection.ok", &connection_id, json!({"me": me}));
+        let ok = event_frame(
+            EventType::ConnectionOk.as_str(),
+            &connection_id,
+            json!({"me": me}),
+        );
         if task.socket.send(Message::Text(ok.into())).await.is_ok() {
             tracing::debug!(target: "coordinator", %user_id, %connection_id, "socket connected");
             task.serve(&connection_id, rx, overflowed).await;
@@ -186,8 +194,12 @@ impl SocketTask {
             let status = if (40..=43).contains(&code) { 401 } else { 500 };
             let status = axum::http::StatusCode::from_u16(status)
                 .unwrap_or(axum::http::StatusCode::UNAUTHORIZED);
-            self.refuse(ApiError::new(code, status, "refused by fault injection"))
-                .await;
+            self.refuse(ApiError::new(
+                ErrorCode::from_i32(code),
+                status,
+                "refused by fault injection",
+            ))
+            .await;
             return None;
         }
         let result = (|| {
@@ -195,12 +207,12 @@ impl SocketTask {
             let (user_id, token_role) = verify_user_token(&self.state, &frame.token)?;
             if frame.user_details.id != user_id {
                 return Err(ApiError::new(
-                    codes::INPUT,
+                    ErrorCode::Input,
                     axum::http::StatusCode::UNAUTHORIZED,
                     "user_details.id does not match the token's user_id",
                 ));
             }
-            if user_id == crate::auth::ANONYMOUS_USER_ID {
+            if user_id == ANONYMOUS_USER_ID {
                 return Err(ApiError::not_allowed(
                     "anonymous users receive no events: use REST only",
                 ));
@@ -231,8 +243,12 @@ impl SocketTask {
     /// Sends `connection.error`, gives the client a moment to close the socket itself (as the
     /// official client does), then closes it.
     async fn refuse(&mut self, error: ApiError) {
-        tracing::info!(target: "coordinator", code = error.code, message = %error.message, "socket refused");
-        let frame = event_frame("connection.error", "", json!({"error": error.body()}));
+        tracing::info!(target: "coordinator", code = error.code.as_i32(), message = %error.message, "socket refused");
+        let frame = event_frame(
+            EventType::ConnectionError.as_str(),
+            "",
+            json!({"error": error.body()}),
+        );
         if self.socket.send(Message::Text(frame.into())).await.is_err() {
             return;
         }
@@ -245,7 +261,7 @@ impl SocketTask {
         });
         if wait.await.is_err() {
             // An expired token is worth reconnecting with a new one; other refusals are final.
-            let code = if error.code == codes::TOKEN_EXPIRED {
+            let code = if error.code == ErrorCode::TokenExpired {
                 CLOSE_RECONNECT
             } else {
                 1000
@@ -280,7 +296,7 @@ impl SocketTask {
                         Message::Text(text)
                             if is_health_check(&text) && !self.state.faults.ignore_health_checks() =>
                         {
-                            let reply = event_frame("health.check", connection_id, json!({"custom": {}}));
+                            let reply = event_frame(EventType::HealthCheck.as_str(), connection_id, json!({"custom": {}}));
                             if self.socket.send(Message::Text(reply.into())).await.is_err() {
                                 return;
                             }
@@ -352,7 +368,7 @@ mod tests {
             r#"{"token":"t","user_details":{}}"#,
         ] {
             let err = parse_auth_frame(bad).unwrap_err();
-            assert_eq!(err.code, codes::INPUT, "{bad}");
+            assert_eq!(err.code, ErrorCode::Input, "{bad}");
         }
     }
 }

@@ -1,0 +1,372 @@
+//! Calls: get, get-or-create, join, leave, members, and the query clients re-watch with.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use confab_protocol::EventType;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::api::reply::{created_or_ok, reply, Started};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::events::{announce_created, announce_joined, announce_left, emit_call_event};
+use crate::extract::{CallPath, ConnectionId, JsonBody};
+use crate::ids;
+use crate::model::CallRole;
+use crate::state::{AppState, Shared};
+use crate::store::CallRecord;
+use crate::view::{call_view, load_call, may_read, require_host, role_in};
+
+/// Lifetime of the stand-in SFU token `join` hands out.
+const SFU_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// `query_calls` answers this many calls unless asked for fewer, and never more than the max.
+const DEFAULT_QUERY_LIMIT: usize = 25;
+const MAX_QUERY_LIMIT: usize = 100;
+
+/// Marks the call as watched by the caller's socket, if the request names one.
+fn watch_if_connected(state: &AppState, caller: &Caller, connection: &ConnectionId, cid: &str) {
+    if let (Some(conn), Some(user)) = (connection.0.as_deref(), caller.user_id()) {
+        state.hub.watch(conn, user, cid);
+    }
+}
+
+pub async fn get_call(
+    State(state): State<Shared>,
+    started: Started,
+    caller: Caller,
+    path: CallPath,
+    connection: ConnectionId,
+) -> Result<Response, ApiError> {
+    let cid = path.cid();
+    let call = load_call(&state, &cid)?;
+    may_read(&caller, &call)?;
+    watch_if_connected(&state, &caller, &connection, &cid);
+    Ok(reply(
+        StatusCode::OK,
+        call_view(&state, &caller, &call)?,
+        started,
+    ))
+}
+
+// Fields this coordinator does not act on (ring, notify, video, members_limit, location,
+// e2ee, settings_override, ...) are accepted and ignored, as unknown fields are.
+#[derive(Debug, Default, Deserialize)]
+pub struct GetOrCreateBody {
+    #[serde(default)]
+    data: Option<CallData>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CallData {
+    #[serde(default)]
+    members: Vec<MemberRequest>,
+    #[serde(default)]
+    custom: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberRequest {
+    user_id: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    custom: Option<Map<String, Value>>,
+}
+
+/// A member as the store takes it: user id, role, custom data.
+type MemberRow = (String, String, Value);
+
+fn member_rows(requests: Vec<MemberRequest>) -> Result<Vec<MemberRow>, ApiError> {
+    requests
+        .into_iter()
+        .map(|m| {
+            Ok((
+                ids::user_id(&m.user_id)?.into_string(),
+                m.role.unwrap_or_else(|| "user".into()),
+                Value::Object(m.custom.unwrap_or_default()),
+            ))
+        })
+        .collect()
+}
+
+/// Creates the call if it does not exist. Returns the call and whether it was created.
+fn get_or_create(
+    state: &AppState,
+    caller: &Caller,
+    path: &CallPath,
+    data: Option<CallData>,
+) -> Result<(CallRecord, bool), ApiError> {
+    let cid = path.cid();
+    if let Some(call) = state.store.call(&cid)? {
+        return Ok((call, false));
+    }
+    let Some(creator) = caller.user_id() else {
+        return Err(ApiError::not_allowed("anonymous users cannot create calls"));
+    };
+    let data = data.unwrap_or_default();
+    let members = member_rows(data.members)?;
+    let now = crate::store::now();
+    let call = CallRecord {
+        cid: cid.clone(),
+        call_type: path.call_type().as_str().to_owned(),
+        id: path.id().as_str().to_owned(),
+        created_by: creator.to_owned(),
+        custom: Value::Object(data.custom.unwrap_or_default()),
+        backstage: path.call_type().backstage_enabled(),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let created = state.store.create_call(&call, &members)?;
+    // Someone else may have created it between the read and the insert.
+    let call = state
+        .store
+        .call(&cid)?
+        .ok_or_else(|| ApiError::internal("the call vanished while being created"))?;
+    Ok((call, created))
+}
+
+pub async fn get_or_create_call(
+    State(state): State<Shared>,
+    started: Started,
+    caller: Caller,
+    path: CallPath,
+    connection: ConnectionId,
+    JsonBody(body): JsonBody<GetOrCreateBody>,
+) -> Result<Response, ApiError> {
+    let (call, created) = get_or_create(&state, &caller, &path, body.data)?;
+    may_read(&caller, &call)?;
+    watch_if_connected(&state, &caller, &connection, &call.cid);
+    if created {
+        announce_created(&state, &caller, &call)?;
+    }
+    let mut view = call_view(&state, &caller, &call)?;
+    view["created"] = json!(created);
+    Ok(reply(created_or_ok(created), view, started))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct JoinBody {
+    #[serde(default)]
+    create: bool,
+    #[serde(default)]
+    data: Option<CallData>,
+}
+
+/// The SFU part of a join answer. There is no SFU in local mode; the credentials keep the
+/// shape clients expect.
+fn sfu_credentials(state: &AppState, user_id: &str) -> Value {
+    json!({
+        "server": {
+            "url": format!("{}/sfu", state.base_url),
+            "ws_endpoint": format!("{}/sfu/ws", state.base_url.replacen("http", "ws", 1)),
+            "edge_name": "local",
+        },
+        "token": state.signing.user_token(user_id, Some(SFU_TOKEN_TTL)),
+        "ice_servers": [],
+    })
+}
+
+pub async fn join_call(
+    State(state): State<Shared>,
+    started: Started,
+    caller: Caller,
+    path: CallPath,
+    connection: ConnectionId,
+    JsonBody(body): JsonBody<JoinBody>,
+) -> Result<Response, ApiError> {
+    let Some(user_id) = caller.user_id() else {
+        return Err(ApiError::not_allowed(
+            "anonymous users cannot join calls: they may only watch",
+        ));
+    };
+    let (call, created) = if body.create {
+        get_or_create(&state, &caller, &path, body.data)?
+    } else {
+        (load_call(&state, &path.cid())?, false)
+    };
+    if call.backstage && role_in(&state, &caller, &call)? != CallRole::Host {
+        return Err(ApiError::not_allowed(
+            "the call is in backstage: only its hosts can join until it goes live",
+        ));
+    }
+    watch_if_connected(&state, &caller, &connection, &call.cid);
+    if created {
+        announce_created(&state, &caller, &call)?;
+    }
+    let (session, participant) = state
+        .sessions
+        .join(&call.cid, user_id, connection.0.as_deref());
+    announce_joined(&state, &call.cid, &session.id, &participant, caller.role())?;
+
+    let mut view = call_view(&state, &caller, &call)?;
+    view["created"] = json!(created);
+    view["credentials"] = sfu_credentials(&state, user_id);
+    view["stats_options"] = json!({"enable_rtc_stats": false, "reporting_interval_ms": 0});
+    Ok(reply(created_or_ok(created), view, started))
+}
+
+/// Confab's local-mode stand-in for leaving through the SFU: ends the caller's participation.
+pub async fn leave_call(
+    State(state): State<Shared>,
+    started: Started,
+    caller: Caller,
+    path: CallPath,
+) -> Result<Response, ApiError> {
+    let Some(user_id) = caller.user_id() else {
+        return Err(ApiError::not_allowed("anonymous users are never in a call"));
+    };
+    let cid = path.cid();
+    let session_id = state.sessions.get(&cid).map(|s| s.id).unwrap_or_default();
+    for participant in state.sessions.leave(&cid, user_id) {
+        announce_left(&state, &cid, &session_id, &participant)?;
+    }
+    Ok(reply(StatusCode::OK, json!({}), started))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateMembersBody {
+    #[serde(default)]
+    update_members: Vec<MemberRequest>,
+    #[serde(default)]
+    remove_members: Vec<String>,
+}
+
+pub async fn update_members(
+    State(state): State<Shared>,
+    started: Started,
+    caller: Caller,
+    path: CallPath,
+    JsonBody(body): JsonBody<UpdateMembersBody>,
+) -> Result<Response, ApiError> {
+    let cid = path.cid();
+    let call = load_call(&state, &cid)?;
+    require_host(
+        &state,
+        &caller,
+        &call,
+        "only the call's hosts can change its members",
+    )?;
+    let upserts = member_rows(body.update_members)?;
+    for id in &body.remove_members {
+        ids::user_id(id)?;
+    }
+    let existing: Vec<String> = state
+        .store
+        .members(&cid)?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    // Tell removed members before they stop being members.
+    if !body.remove_members.is_empty() {
+        let view = call_view(&state, &caller, &call)?;
+        emit_call_event(
+            &state,
+            &cid,
+            EventType::MemberRemoved,
+            json!({"call": view["call"], "members": body.remove_members}),
+        )?;
+    }
+    state
+        .store
+        .update_members(&cid, &upserts, &body.remove_members)?;
+    let view = call_view(&state, &caller, &call)?;
+    let (added, updated): (Vec<&MemberRow>, Vec<&MemberRow>) = upserts
+        .iter()
+        .partition(|(id, _, _)| !existing.contains(id));
+    let members_of = |rows: &[&MemberRow]| -> Vec<Value> {
+        view["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| rows.iter().any(|(id, _, _)| m["user_id"] == json!(id)))
+            .cloned()
+            .collect()
+    };
+    for (event_type, rows) in [
+        (EventType::MemberAdded, &added),
+        (EventType::MemberUpdated, &updated),
+    ] {
+        if !rows.is_empty() {
+            emit_call_event(
+                &state,
+                &cid,
+                event_type,
+                json!({"call": view["call"], "members": members_of(rows)}),
+            )?;
+        }
+    }
+    Ok(reply(StatusCode::OK, json!({}), started))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueryCallsBody {
+    #[serde(default)]
+    filter_conditions: Option<Map<String, Value>>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    watch: bool,
+}
+
+/// The cids a `cid` filter names: a string, or `{"$eq": ...}` / `{"$in": [...]}`. `None`
+/// when the filter does not name cids.
+fn cids_in_filter(filter: &Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
+    let strings_only = || ApiError::input("cid filter values must be strings");
+    match filter.get("cid") {
+        None => Ok(None),
+        Some(Value::String(cid)) => Ok(Some(vec![cid.clone()])),
+        Some(Value::Object(op)) => {
+            let list = op
+                .get("$in")
+                .or_else(|| op.get("$eq"))
+                .ok_or_else(|| ApiError::input("filter on cid supports $eq and $in"))?;
+            match list {
+                Value::String(s) => Ok(Some(vec![s.clone()])),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned).ok_or_else(strings_only))
+                    .collect::<Result<_, _>>()
+                    .map(Some),
+                _ => Err(strings_only()),
+            }
+        }
+        Some(_) => Err(ApiError::input(
+            "filter on cid must be a string or an operator object",
+        )),
+    }
+}
+
+/// `POST /calls`: a subset of Stream's filters (`cid` with `$eq`/`$in` or a string, `type`),
+/// enough for clients that re-watch their calls after a reconnect.
+pub async fn query_calls(
+    State(state): State<Shared>,
+    started: Started,
+    caller: Caller,
+    connection: ConnectionId,
+    JsonBody(body): JsonBody<QueryCallsBody>,
+) -> Result<Response, ApiError> {
+    let filter = body.filter_conditions.unwrap_or_default();
+    let limit = body
+        .limit
+        .unwrap_or(DEFAULT_QUERY_LIMIT)
+        .min(MAX_QUERY_LIMIT);
+    let cids = cids_in_filter(&filter)?;
+    let type_filter = filter.get("type").and_then(Value::as_str);
+    let mut calls = Vec::new();
+    for cid in state.store.calls(cids.as_deref(), limit)? {
+        let Some(call) = state.store.call(&cid)? else {
+            continue;
+        };
+        if type_filter.is_some_and(|t| t != call.call_type) || may_read(&caller, &call).is_err() {
+            continue;
+        }
+        if body.watch {
+            watch_if_connected(&state, &caller, &connection, &cid);
+        }
+        calls.push(call_view(&state, &caller, &call)?);
+    }
+    Ok(reply(StatusCode::CREATED, json!({"calls": calls}), started))
+}

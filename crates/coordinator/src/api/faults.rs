@@ -1,0 +1,61 @@
+//! The test-only fault switch (`POST /video/_faults`, mounted only with fault injection on),
+//! and carrying a switch out on the sockets, which `RunningCoordinator::inject` shares.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use confab_protocol::EventType;
+use serde_json::json;
+
+use crate::api::reply::{reply, Started};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::faults::FaultCommand;
+use crate::hub::{Outbound, CLOSE_RECONNECT};
+use crate::jwt::AuthError;
+use crate::state::{AppState, Shared};
+
+pub async fn faults(
+    State(state): State<Shared>,
+    started: Started,
+    JsonBody(command): JsonBody<FaultCommand>,
+) -> Response {
+    let affected = apply_fault(&state, &command);
+    reply(
+        StatusCode::OK,
+        json!({"affected_sockets": affected}),
+        started,
+    )
+}
+
+/// Flips the switch and acts on the sockets it concerns. Returns how many it touched.
+pub fn apply_fault(state: &AppState, command: &FaultCommand) -> usize {
+    state.faults.apply(command);
+    match command {
+        FaultCommand::DropSockets { user_id } => {
+            state.hub.send_to_user(user_id.as_deref(), Outbound::Drop)
+        }
+        FaultCommand::ExpireTokens { user_id } => {
+            // Sockets learn of it the way Stream tells them: connection.error with code 40.
+            let error = ApiError::from(AuthError::Expired);
+            let frame = json!({
+                "type": EventType::ConnectionError.as_str(),
+                "connection_id": "",
+                "created_at": crate::store::now(),
+                "error": error.body(),
+            });
+            let n = state
+                .hub
+                .send_to_user(Some(user_id), Outbound::Text(frame.to_string()));
+            state.hub.send_to_user(
+                Some(user_id),
+                Outbound::Close {
+                    code: CLOSE_RECONNECT,
+                    reason: "token expired".into(),
+                },
+            );
+            n
+        }
+        _ => 0,
+    }
+}

@@ -1,0 +1,70 @@
+//! The REST surface under `/video`, as Stream's clients call it: the router, and one module
+//! per group of endpoints. The endpoint modules import the shared parts (extractors, the call
+//! view, events, replies); nothing imports an endpoint module but this router.
+
+mod calls;
+pub(crate) mod faults;
+mod livestream;
+mod probes;
+mod reply;
+mod users;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::hls::MAX_UPLOAD_BYTES;
+use crate::state::Shared;
+
+/// Every route, with the state. The fault switch and the dev token endpoint are mounted only
+/// when switched on.
+pub(crate) fn router(state: Shared, dev_token_endpoint: bool) -> Router {
+    let faults_enabled = state.faults.enabled();
+    let mut video = Router::new()
+        .route("/connect", get(crate::ws::connect))
+        .route("/guest", post(users::create_guest))
+        .route(
+            "/call/{type}/{id}",
+            get(calls::get_call).post(calls::get_or_create_call),
+        )
+        .route("/call/{type}/{id}/join", post(calls::join_call))
+        .route("/call/{type}/{id}/leave", post(calls::leave_call))
+        .route("/call/{type}/{id}/members", post(calls::update_members))
+        .route("/call/{type}/{id}/go_live", post(livestream::go_live))
+        .route("/call/{type}/{id}/stop_live", post(livestream::stop_live))
+        .route(
+            "/call/{type}/{id}/start_broadcasting",
+            post(livestream::start_broadcasting),
+        )
+        .route(
+            "/call/{type}/{id}/stop_broadcasting",
+            post(livestream::stop_broadcasting),
+        )
+        .route(
+            "/call/{type}/{id}/hls/{file}",
+            put(livestream::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route("/hls/{type}/{id}/{file}", get(livestream::serve))
+        .route("/calls", post(calls::query_calls))
+        .route("/call_client_event", post(probes::call_client_event))
+        .route("/edges", get(probes::edges))
+        .route(
+            "/location_hint",
+            get(probes::location_hint).head(probes::location_hint),
+        );
+    if faults_enabled {
+        video = video.route("/_faults", post(faults::faults));
+    }
+    let mut app = Router::new().nest("/video", video);
+    if dev_token_endpoint {
+        app = app.route("/api/token", get(users::dev_token));
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no endpoint at {}", uri.path()))
+}

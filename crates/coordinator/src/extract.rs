@@ -1,0 +1,138 @@
+//! Axum extractors for what every endpoint starts with, each refusing in Stream's error shape:
+//! the app's key ([`KnownApp`]), the authenticated [`Caller`], the socket a request is made
+//! for ([`ConnectionId`]), the call in the path ([`CallPath`]) and the JSON body
+//! ([`JsonBody`]). Handlers list them as arguments and keep only their own logic.
+//!
+//! Axum runs extractors in argument order, so handlers list them in the order the checks
+//! must happen: the caller before the path, the path before the body.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use confab_protocol::{CallCid, CallId, CallType};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::auth::{authenticate, check_api_key, Caller, CommonQuery};
+use crate::error::ApiError;
+use crate::ids;
+use crate::state::Shared;
+
+fn query_of(parts: &Parts) -> CommonQuery {
+    CommonQuery::parse(parts.uri.query())
+}
+
+/// The request names this coordinator's app in `api_key`; nothing more is checked (public
+/// endpoints: `/guest`, `/call_client_event`, `/edges`, the socket before its auth frame).
+#[derive(Debug, Clone, Copy)]
+pub struct KnownApp;
+
+impl FromRequestParts<Shared> for KnownApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        check_api_key(state, &query_of(parts)).map(|()| KnownApp)
+    }
+}
+
+/// The authenticated caller: api key, `stream-auth-type` and `Authorization`.
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        authenticate(state, &parts.headers, &query_of(parts))
+    }
+}
+
+/// The query string as Stream's clients send it (`api_key`, `user_id`, the rest).
+#[derive(Debug, Clone)]
+pub struct RequestQuery(pub CommonQuery);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestQuery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestQuery(query_of(parts)))
+    }
+}
+
+/// `connection_id` from the query: the socket that should hear this call's events.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ConnectionId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ConnectionId(query_of(parts).connection_id))
+    }
+}
+
+/// `/call/{type}/{id}...` with a known call type and a valid id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPath(pub CallCid);
+
+impl CallPath {
+    pub fn call_type(&self) -> CallType {
+        self.0.call_type
+    }
+
+    pub fn id(&self) -> &CallId {
+        &self.0.id
+    }
+
+    /// `type:id`, the call's key in the store and in events.
+    pub fn cid(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawCallPath {
+    #[serde(rename = "type")]
+    call_type: String,
+    id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CallPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<RawCallPath>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::input(format!("the call path is not valid: {e}")))?;
+        let call_type = ids::call_type(&raw.call_type)?;
+        let id = ids::call_id(&raw.id)?;
+        Ok(CallPath(CallCid::new(call_type, id)))
+    }
+}
+
+/// A JSON body of at most `Limits::max_body_bytes`. An empty body reads as `{}`: the official
+/// client sends an empty form-encoded POST for a bare get-or-create.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Shared> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Shared) -> Result<Self, ApiError> {
+        let limit = state.limits.max_body_bytes;
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    confab_protocol::ErrorCode::Input,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is larger than {limit} bytes"),
+                )
+            })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::input(format!("the request body is not valid: {e}")))
+    }
+}
