@@ -204,7 +204,11 @@ mod tests {
             base_url: Some("http://192.168.1.5:4880/video".into()),
         };
         let refused = valid_backend(plain_http).unwrap_err();
-        assert!(refused.message.contains("unencrypted"), "{}", refused.message);
+        assert!(
+            refused.message.contains("unencrypted"),
+            "{}",
+            refused.message
+        );
         let bad_key = Backend::Stream {
             api_key: "a key".into(),
             base_url: None,
