@@ -235,12 +235,22 @@ async fn start_broadcast(
     }
 }
 
+/// How long a viewer token handed out by a host works: long enough for an event, short
+/// enough that a leaked link stops working by the next day.
+pub const VIEWER_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
 /// A token for anonymous viewers of one call, signed by the embedded coordinator.
 pub(crate) fn viewer_token(local: &LocalBackend, cid: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
     local.signing_key.sign(&Claims {
         user_id: Some(ANONYMOUS_USER_ID.into()),
         role: Some("viewer".into()),
         call_cids: Some(vec![cid.to_owned()]),
+        iat: Some(now),
+        exp: Some(now + VIEWER_TOKEN_TTL.as_secs() as i64),
         ..Default::default()
     })
 }

@@ -271,3 +271,48 @@ async fn a_joined_call_keeps_its_participants_from_the_coordinators_events() {
     session.leave_call().await.unwrap();
     assert!(session.status().borrow().call.is_none());
 }
+
+#[tokio::test]
+async fn a_hosts_viewer_token_watches_that_livestream_only_and_expires() {
+    use confab_client::{ReadClaims, TokenClaims};
+    use confab_session::WatchForm;
+
+    let coordinator = coordinator().await;
+    let session = session_on(&coordinator);
+    session.sign_in(local_sign_in("hana")).await.unwrap();
+    assert_eq!(
+        session.viewer_token().await.unwrap(),
+        None,
+        "no call joined yet"
+    );
+    let view = session.join_call("livestream", "launch").await.unwrap();
+    assert!(view.backstage && view.can_go_live);
+    let token = session.viewer_token().await.unwrap().unwrap();
+    let claims = TokenClaims::decode(&token).unwrap();
+    assert_eq!(claims.call_cids, Some(vec!["livestream:launch".to_owned()]));
+    let lifetime = claims.exp.unwrap() - claims.iat.unwrap();
+    assert_eq!(lifetime, 12 * 3600);
+
+    let watch = |call_id: &str, token: &str| WatchForm {
+        backend: Backend::Local,
+        call_id: call_id.into(),
+        call_token: Some(token.into()),
+    };
+    let seen = session
+        .watch_livestream(watch("launch", &token))
+        .await
+        .unwrap();
+    assert_eq!(seen.cid, "livestream:launch");
+    assert!(seen.backstage);
+    session.join_call("livestream", "other").await.unwrap();
+    let refused = session
+        .watch_livestream(watch("other", &token))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::NotAllowed);
+    assert!(
+        refused.message.contains("livestream:other"),
+        "{}",
+        refused.message
+    );
+}
