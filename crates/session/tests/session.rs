@@ -39,6 +39,20 @@ fn local_sign_in(user_id: &str) -> SignInForm {
     }
 }
 
+fn stream_sign_in(base_url: &str, api_key: &str, user_id: &str, token: String) -> SignInForm {
+    SignInForm {
+        backend: Backend::Stream {
+            api_key: api_key.into(),
+            base_url: Some(base_url.into()),
+        },
+        user_id: user_id.into(),
+        name: None,
+        token: Some(token),
+        token_url: None,
+        remember: false,
+    }
+}
+
 /// Waits (bounded) until the status satisfies `ok`.
 async fn status_until(
     status: &mut watch::Receiver<SessionStatus>,
@@ -114,17 +128,12 @@ async fn signing_out_cancels_a_sign_in_in_progress_and_nothing_waits_behind_it()
         let session = session.clone();
         async move {
             session
-                .sign_in(SignInForm {
-                    backend: Backend::Stream {
-                        api_key: "k3y".into(),
-                        base_url: Some(format!("http://127.0.0.1:{port}/video")),
-                    },
-                    user_id: "ann".into(),
-                    name: None,
-                    token: Some(token),
-                    token_url: None,
-                    remember: false,
-                })
+                .sign_in(stream_sign_in(
+                    &format!("http://127.0.0.1:{port}/video"),
+                    "k3y",
+                    "ann",
+                    token,
+                ))
                 .await
         }
     });
@@ -156,17 +165,12 @@ async fn a_forged_token_is_refused_in_plain_words_with_its_code_underneath() {
     let session = session_on(&coordinator);
     let forged = SigningKey::new("not the coordinator's secret").user_token("ann", None);
     let error = session
-        .sign_in(SignInForm {
-            backend: Backend::Stream {
-                api_key: coordinator.api_key().to_owned(),
-                base_url: Some(coordinator.base_url().to_owned()),
-            },
-            user_id: "ann".into(),
-            name: None,
-            token: Some(forged),
-            token_url: None,
-            remember: false,
-        })
+        .sign_in(stream_sign_in(
+            coordinator.base_url(),
+            coordinator.api_key(),
+            "ann",
+            forged,
+        ))
         .await
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::TokenRejected);
@@ -175,17 +179,12 @@ async fn a_forged_token_is_refused_in_plain_words_with_its_code_underneath() {
     // A token for someone else never leaves the app.
     let other = coordinator.mint_token("bob", None);
     let error = session
-        .sign_in(SignInForm {
-            backend: Backend::Stream {
-                api_key: coordinator.api_key().to_owned(),
-                base_url: Some(coordinator.base_url().to_owned()),
-            },
-            user_id: "ann".into(),
-            name: None,
-            token: Some(other),
-            token_url: None,
-            remember: false,
-        })
+        .sign_in(stream_sign_in(
+            coordinator.base_url(),
+            coordinator.api_key(),
+            "ann",
+            other,
+        ))
         .await
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::TokenInvalid);
@@ -203,17 +202,12 @@ async fn an_unreachable_coordinator_is_retried_with_backoff_on_the_paused_clock(
     let session = session_on(&coordinator);
     let started = tokio::time::Instant::now();
     let error = session
-        .sign_in(SignInForm {
-            backend: Backend::Stream {
-                api_key: "k3y".into(),
-                base_url: Some(format!("http://127.0.0.1:{port}/video")),
-            },
-            user_id: "ann".into(),
-            name: None,
-            token: Some(coordinator.mint_token("ann", None)),
-            token_url: None,
-            remember: false,
-        })
+        .sign_in(stream_sign_in(
+            &format!("http://127.0.0.1:{port}/video"),
+            "k3y",
+            "ann",
+            coordinator.mint_token("ann", None),
+        ))
         .await
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::Unreachable);
