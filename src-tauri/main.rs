@@ -38,6 +38,10 @@ fn main() {
             app.manage(session);
             app.manage(local);
             app.manage(devices::start(app.handle())?);
+            #[cfg(target_os = "linux")]
+            if let Some(window) = app.get_webview_window("main") {
+                close_with_page(&window)?;
+            }
             Ok(())
         })
         .on_window_event(|window, event| {
@@ -66,6 +70,30 @@ fn prefer_lean_webview() {
     {
         std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
     }
+}
+
+/// Closes the window when its page is closed, so the app exits (see `Destroyed` above).
+///
+/// WebKitWebDriver ends a session by closing the page, as `window.close()` would. wry answers
+/// that by destroying the web view only, so the window stayed open with no page, and the app
+/// ran on until something killed it: in the e2e runs WebKitWebDriver SIGKILLed it around the
+/// time it answered the session's deletion, and when the harness stopped the driver first,
+/// the app was left behind, orphaned and idle.
+#[cfg(target_os = "linux")]
+fn close_with_page(window: &tauri::WebviewWindow) -> tauri::Result<()> {
+    use webkit2gtk::glib::prelude::ObjectExt;
+
+    let window = window.clone();
+    window.clone().with_webview(move |webview| {
+        // "destroy" rather than the page's "close": wry's "close" handler, connected first,
+        // destroys the view, and "destroy" is emitted however the view goes.
+        webview.inner().connect_local("destroy", false, move |_| {
+            tracing::info!(target: "confab::shell", "the page was closed; closing the window");
+            // Also runs when the window is being destroyed anyway: then there is nothing to do.
+            let _ = window.destroy();
+            None
+        });
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,19 @@ export const screenshotDir = path.join(repoRoot, 'target', 'e2e');
 
 const ELEMENT_KEY = 'element-6066-11e4-a52e-4f735466cecf';
 
+// A spot in the page's corner whose colour changes between two fully transparent ones: enough
+// for WebKit to paint a frame, with no pixel changed (see Session.screenshot).
+const REPAINT_SPOT = `
+  let spot = document.getElementById('e2e-repaint-spot');
+  if (!spot) {
+    spot = document.createElement('div');
+    spot.id = 'e2e-repaint-spot';
+    spot.style.cssText = 'position: fixed; left: 0; top: 0; width: 4px; height: 4px; pointer-events: none';
+    document.documentElement.append(spot);
+  }
+  spot.style.backgroundColor = spot.style.backgroundColor === 'rgba(255, 0, 0, 0)' ? 'rgba(0, 0, 255, 0)' : 'rgba(255, 0, 0, 0)';`;
+const REMOVE_SPOT = `document.getElementById('e2e-repaint-spot')?.remove();`;
+
 export async function freePort() {
   const server = net.createServer();
   server.listen(0, '127.0.0.1');
@@ -47,7 +60,10 @@ export class TauriDriver {
   /** `env` is added to the driver's environment, which the app it starts inherits. */
   static async start(env = {}) {
     const port = await freePort();
-    const nativePort = await freePort();
+    // The first port is free again once freePort returns, so the second can be the same one:
+    // tauri-driver then forwarded every request to itself and the test hung.
+    let nativePort;
+    do nativePort = await freePort(); while (nativePort === port);
     const child = spawn('tauri-driver', ['--port', String(port), '--native-port', String(nativePort)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
@@ -149,9 +165,31 @@ export class Session {
     return out.value;
   }
 
-  /** Saves a PNG of the window to target/e2e/<name>.png and returns its path. */
+  /**
+   * Saves a PNG of the window to target/e2e/<name>.png and returns its path.
+   *
+   * With accelerated compositing off (the app's default on Linux) WebKitGTK answers a
+   * screenshot once a frame has been painted after the request, and on a still page that frame
+   * sometimes never comes: the request hung. So while it is pending, the page repaints a spot
+   * every 200 ms, with no visible change (see REPAINT_SPOT).
+   */
   async screenshot(name) {
-    const base64 = await this.cmd('GET', '/screenshot');
+    let repaints = null;
+    const timer = setInterval(() => {
+      repaints = (repaints ?? Promise.resolve())
+        .then(() => this.cmd('POST', '/execute/sync', { script: REPAINT_SPOT, args: [] }))
+        .catch(() => {});
+    }, 200);
+    let base64;
+    try {
+      base64 = await this.cmd('GET', '/screenshot');
+    } finally {
+      clearInterval(timer);
+      if (repaints) {
+        await repaints;
+        await this.cmd('POST', '/execute/sync', { script: REMOVE_SPOT, args: [] }).catch(() => {});
+      }
+    }
     await mkdir(screenshotDir, { recursive: true });
     const file = path.join(screenshotDir, `${name.replace(/[^a-z0-9-_]+/gi, '-')}.png`);
     await writeFile(file, Buffer.from(base64, 'base64'));
@@ -186,45 +224,59 @@ export async function appProcesses(application) {
   return pids;
 }
 
+/** How long an app may take to exit once its session has ended (it takes well under 1 s). */
+const EXIT_GRACE_MS = 5000;
+
 /**
- * The app should exit when its session ends. Waits up to 10 s; an app still running then is
- * killed, so nothing lingers and holds the runner's pipes open (which once hung a whole run),
- * and a warning names it.
+ * The app must exit by itself when its session ends: ending the session closes the page, and
+ * the app closes its window and exits with it. Waits EXIT_GRACE_MS for the instances started
+ * since `before` to go, kills any still running (so nothing lingers and holds the runner's
+ * pipes open, which once hung a whole run) and returns their pids.
  */
-async function ensureAppExited(application, before) {
-  const deadline = Date.now() + 10000;
+async function killLeftovers(application, before) {
+  const deadline = Date.now() + EXIT_GRACE_MS;
   let left = [];
   while (Date.now() < deadline) {
     left = (await appProcesses(application)).filter((pid) => !before.includes(pid));
-    if (left.length === 0) return;
+    if (left.length === 0) return [];
     await sleep(100);
   }
   for (const pid of left) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
   }
-  console.warn(`warning: the app (pids ${left.join(', ')}) did not exit within 10 s of its session ending; killed`);
+  return left;
 }
 
 /**
  * Runs `body(session)` against a fresh app instance, saves a screenshot named after the test
- * whether it passed or not, and always stops the app and the driver.
+ * whether it passed or not, and always stops the app and the driver. An app that outlives its
+ * session fails the test (it is killed first).
  */
 export async function withApp(t, body, { env, args, shot } = {}) {
   const application = process.env.CONFAB_APP ?? path.join(repoRoot, 'target', 'debug', 'confab');
   const before = await appProcesses(application);
   const driver = await TauriDriver.start(env);
   let session;
+  let bodyFailed = true;
   try {
     session = await Session.launch(driver, application, { args });
     await waitFor('the UI to be ready', () =>
       session.attribute('#app', 'data-ready').then((v) => v === 'true'));
     await body(session);
+    bodyFailed = false;
   } finally {
     if (session) {
       await session.screenshot(shot ?? t.name).catch((err) => console.error('screenshot failed:', err));
       await session.quit().catch(() => {});
     }
     await driver.stop();
-    await ensureAppExited(application, before);
+    const left = await killLeftovers(application, before);
+    if (left.length > 0) {
+      const message = `${t.name}: the app (pids ${left.join(', ')}) was still running ` +
+        `${EXIT_GRACE_MS / 1000} s after its session ended; killed it`;
+      // A test that already failed keeps its own error; this one is printed beside it.
+      if (bodyFailed) console.error(message);
+      else throw new Error(message);
+    }
   }
 }
