@@ -2,6 +2,7 @@
 // app's "Stream" mode: it can be stopped and started again on the same port and data.
 
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -25,12 +26,19 @@ export class StandaloneCoordinator {
     this.dataDir = dataDir;
     this.port = port;
     this.child = null;
+    // Chosen here so the fault switch can be given the secret; the same key and secret on
+    // every restart keep the data directory's app.
+    this.apiKey = `e2e${randomBytes(6).toString('hex')}`;
+    this.apiSecret = randomBytes(32).toString('hex');
   }
 
   /** Starts (or starts again) on the same port with the same data, so the same API key. */
   async serve() {
-    this.child = spawn(bin, ['serve', '--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--dev-token-endpoint', '--fault-injection'], {
+    const args = ['serve', '--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--api-key', this.apiKey, '--dev-token-endpoint', '--fault-injection'];
+    this.child = spawn(bin, args, {
       stdio: ['ignore', 'pipe', 'ignore'],
+      // The secret goes in the environment: arguments show in the process list.
+      env: { ...process.env, CONFAB_API_SECRET: this.apiSecret },
     });
     const info = {};
     for await (const line of readline.createInterface({ input: this.child.stdout })) {
@@ -73,7 +81,7 @@ export class StandaloneCoordinator {
   async fault(command) {
     const res = await fetch(`${this.baseURL}/_faults`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-confab-api-secret': this.apiSecret },
       body: JSON.stringify(command),
     });
     if (!res.ok) throw new Error(`fault ${JSON.stringify(command)}: ${res.status}`);

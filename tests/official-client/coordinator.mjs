@@ -2,6 +2,7 @@
 // tests what a customer's server would: tokens (through the CLI) and the fault switches.
 
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -26,10 +27,13 @@ export const WebSocket = require('ws');
 export class Coordinator {
   static async start() {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'confab-coordinator-'));
+    // The harness picks the app's key and secret, as a customer's server knows its own: the
+    // fault switch needs the secret. It goes in the environment, never on the command line.
+    const apiSecret = randomBytes(32).toString('hex');
     const child = spawn(
       coordinatorBin,
-      ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir, '--dev-token-endpoint', '--fault-injection'],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir, '--api-key', `tests${randomBytes(6).toString('hex')}`, '--dev-token-endpoint', '--fault-injection'],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CONFAB_API_SECRET: apiSecret } },
     );
     const lines = readline.createInterface({ input: child.stdout });
     const info = {};
@@ -39,11 +43,12 @@ export class Coordinator {
       if (info.base_url && info.api_key) break;
     }
     if (!info.base_url) throw new Error('the coordinator did not print its base URL');
-    return new Coordinator(child, dataDir, info.base_url, info.api_key);
+    return new Coordinator(child, dataDir, info.base_url, info.api_key, apiSecret);
   }
 
-  constructor(child, dataDir, baseURL, apiKey) {
+  constructor(child, dataDir, baseURL, apiKey, apiSecret) {
     this.child = child;
+    this.apiSecret = apiSecret;
     this.dataDir = dataDir;
     this.baseURL = baseURL;
     this.apiKey = apiKey;
@@ -81,7 +86,7 @@ export class Coordinator {
   async fault(command) {
     const res = await fetch(`${this.baseURL}/_faults`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-confab-api-secret': this.apiSecret },
       body: JSON.stringify(command),
     });
     if (!res.ok) throw new Error(`fault ${JSON.stringify(command)} failed: ${res.status}`);

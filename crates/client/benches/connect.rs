@@ -84,10 +84,10 @@ async fn main() {
             "127.0.0.1:0",
             "--api-key",
             KEY,
-            "--api-secret",
-            SECRET,
             "--fault-injection",
         ])
+        // The environment, not an argument: arguments show in the process list.
+        .env("CONFAB_API_SECRET", SECRET)
         .arg("--data-dir")
         .arg(&data_dir)
         .env("CONFAB_LOG", "warn")
@@ -170,6 +170,7 @@ async fn main() {
         let before = wait_connected(&client, "").await;
         let started = Instant::now();
         http.post(format!("{base}/_faults"))
+            .header("x-confab-api-secret", SECRET)
             .json(&serde_json::json!({"action": "drop_sockets", "user_id": "recovering"}))
             .send()
             .await

@@ -73,15 +73,9 @@ async fn main() {
         .unwrap_or(10_000);
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut server = Command::new(env!("CARGO_BIN_EXE_confab-coordinator"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--api-key",
-            KEY,
-            "--api-secret",
-            SECRET,
-        ])
+        .args(["serve", "--addr", "127.0.0.1:0", "--api-key", KEY])
+        // The environment, not an argument: arguments show in the process list.
+        .env("CONFAB_API_SECRET", SECRET)
         .arg("--data-dir")
         .arg(data_dir.path())
         .args(["--idle-timeout-secs", "600"])

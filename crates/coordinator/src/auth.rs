@@ -9,7 +9,7 @@ use confab_protocol::wire::{
     AuthType, API_KEY_QUERY, AUTHORIZATION_HEADER, AUTH_TYPE_HEADER, CONNECTION_ID_QUERY,
     USER_ID_QUERY,
 };
-use confab_protocol::{CallType, ErrorCode};
+use confab_protocol::{CallType, ErrorCode, UserId};
 
 use crate::error::ApiError;
 use crate::jwt::AuthError;
@@ -153,6 +153,12 @@ pub fn verify_user_token(state: &AppState, token: &str) -> Result<(String, Strin
         return Err(AuthError::Expired.into());
     }
     let stored_role = state.store.user(&id)?.map(|u| u.role);
+    if stored_role.is_none() && UserId::parse(&id).is_ok_and(|u| u.as_str() == id) {
+        // The store knows every user that ever authenticated, socket or not, so that no
+        // guest can be created with this id later.
+        let role = claims.role.as_deref().unwrap_or("user");
+        state.store.remember_user(&id, role)?;
+    }
     // A role in a server-signed token wins; otherwise the stored one; new users are "user".
     let role = claims.role.or(stored_role).unwrap_or_else(|| "user".into());
     Ok((id, role))

@@ -55,6 +55,20 @@ impl ApiError {
         Self::new(ErrorCode::Authentication, StatusCode::UNAUTHORIZED, message)
     }
 
+    /// Too many requests from one address: Stream's code 9 with 429.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorCode::RateLimited,
+            StatusCode::TOO_MANY_REQUESTS,
+            message,
+        )
+    }
+
+    /// A body or field over its size limit: an input error, with 413.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Input, StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             ErrorCode::Internal,

@@ -6,9 +6,10 @@
 //! Axum runs extractors in argument order, so handlers list them in the order the checks
 //! must happen: the caller before the path, the path before the body.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use confab_protocol::{CallCid, CallId, CallType};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -16,7 +17,8 @@ use serde::Deserialize;
 use crate::auth::{authenticate, check_api_key, Caller, CommonQuery};
 use crate::error::ApiError;
 use crate::ids;
-use crate::state::Shared;
+use crate::rate::{Action, Rate};
+use crate::state::{AppState, Shared};
 
 fn query_of(parts: &Parts) -> CommonQuery {
     CommonQuery::parse(parts.uri.query())
@@ -54,6 +56,58 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestQuery {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(RequestQuery(query_of(parts)))
     }
+}
+
+/// The client's address, from axum's `ConnectInfo` when the router is served with
+/// `into_make_service_with_connect_info::<SocketAddr>()`; `None` when it is not, and then
+/// every client shares one rate-limit bucket (stricter, never looser).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
+/// Takes one token from the address's bucket for `action`, or refuses with 429 (code 9).
+pub fn limit_rate(
+    state: &AppState,
+    action: Action,
+    peer: PeerIp,
+    rate: Rate,
+) -> Result<(), ApiError> {
+    state.rate.take(action, peer.0, rate).map_err(|wait| {
+        ApiError::rate_limited(format!(
+            "too many requests from this address: try again in {} s",
+            wait.as_secs().max(1)
+        ))
+    })
+}
+
+/// Refuses custom data whose JSON is over `max` bytes (Stream allows 5 KB).
+pub fn check_custom(
+    what: &str,
+    custom: Option<&serde_json::Map<String, serde_json::Value>>,
+    max: usize,
+) -> Result<(), ApiError> {
+    let Some(custom) = custom else {
+        return Ok(());
+    };
+    let size = serde_json::to_vec(custom).map_or(usize::MAX, |v| v.len());
+    if size > max {
+        return Err(ApiError::too_large(format!(
+            "{what} custom data is {size} bytes as JSON: at most {max} are kept"
+        )));
+    }
+    Ok(())
 }
 
 /// `connection_id` from the query: the socket that should hear this call's events.
@@ -120,11 +174,7 @@ impl<T: DeserializeOwned> FromRequest<Shared> for JsonBody<T> {
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|_| {
-                ApiError::new(
-                    confab_protocol::ErrorCode::Input,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is larger than {limit} bytes"),
-                )
+                ApiError::too_large(format!("the request body is larger than {limit} bytes"))
             })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"

@@ -11,7 +11,7 @@ use base64::Engine;
 use confab_protocol::ErrorCode;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// The claims live in the shared protocol crate; re-exported here so existing paths
 /// (`confab_coordinator::jwt::Claims`) keep working.
@@ -30,6 +30,16 @@ pub struct SigningKey(Vec<u8>);
 impl SigningKey {
     pub fn new(secret: impl AsRef<[u8]>) -> Self {
         Self(secret.as_ref().to_vec())
+    }
+
+    /// Whether `candidate` is this secret, compared without leaking through timing.
+    pub fn is_secret(&self, candidate: &[u8]) -> bool {
+        let ours = Sha256::digest(&self.0);
+        let theirs = Sha256::digest(candidate);
+        ours.iter()
+            .zip(theirs.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 
     fn mac(&self) -> HmacSha256 {

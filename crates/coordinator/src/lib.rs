@@ -5,7 +5,7 @@
 //! types and rules it shares with the client come from `confab-protocol`.
 //!
 //! Modules form layers, each importing only those below it:
-//! parts (`store`, `hub`, `sessions`, `faults`, `hls`, `jwt`, `clock`, `error`), then `state`,
+//! parts (`store`, `hub`, `sessions`, `faults`, `hls`, `rate`, `jwt`, `clock`, `error`), then `state`,
 //! then `auth`, `ids`, `model`, `view`, `events` and `extract`, then the endpoints (`api`, `ws`),
 //! then `server`.
 
@@ -21,6 +21,7 @@ mod hub;
 mod ids;
 pub mod jwt;
 pub mod model;
+mod rate;
 mod server;
 mod sessions;
 mod state;
@@ -31,5 +32,5 @@ pub mod ws;
 pub use error::ApiError;
 pub use faults::FaultCommand;
 pub use jwt::{AuthError, Claims, SigningKey};
-pub use server::{start, CoordinatorConfig, RunningCoordinator, StartError};
-pub use state::Limits;
+pub use server::{start, CoordinatorConfig, RunningCoordinator, StartError, MIN_SECRET_BYTES};
+pub use state::{Limits, Rate};

@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use confab_coordinator::{Claims, CoordinatorConfig, SigningKey};
+use confab_logging::{Level, ScopeConfig};
+use tracing_subscriber::layer::SubscriberExt;
 
 #[derive(Parser)]
 #[command(
@@ -26,26 +29,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the coordinator. Prints its base URL and API key.
+    ///
+    /// The API secret (with --api-key) comes from CONFAB_API_SECRET or --api-secret-file;
+    /// --api-secret still works but shows in the process list, so it warns.
     Serve {
         #[arg(long, default_value = "127.0.0.1:4880")]
         addr: SocketAddr,
         #[arg(long)]
         data_dir: PathBuf,
-        /// Use this API key (with --api-secret) instead of the stored or a new one.
-        #[arg(long, requires = "api_secret")]
+        /// Use this API key (with its secret) instead of the stored or a new one.
+        #[arg(long)]
         api_key: Option<String>,
-        #[arg(
-            long,
-            requires = "api_key",
-            env = "CONFAB_API_SECRET",
-            hide_env_values = true
-        )]
-        api_secret: Option<String>,
+        #[command(flatten)]
+        secret: SecretArgs,
         /// Serve GET /api/token?user_id= for token providers. Development only: anyone who can
         /// reach the port can get a token for any user.
         #[arg(long)]
         dev_token_endpoint: bool,
-        /// Enable the test-only fault switches at POST /video/_faults.
+        /// Enable the test-only fault switches at POST /video/_faults (they need the API
+        /// secret in the x-confab-api-secret header).
         #[arg(long, hide = true)]
         fault_injection: bool,
         /// Close sockets that send nothing for this many seconds.
@@ -56,63 +58,172 @@ enum Command {
     Token {
         #[arg(long)]
         user: String,
-        /// Lifetime, e.g. 90s, 30m, 1h, 7d. Without it the token never expires.
-        #[arg(long, value_parser = parse_ttl)]
-        ttl: Option<Duration>,
+        /// Lifetime, e.g. 90s, 30m, 1h, 7d; `never` for a token that never expires.
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+        ttl: Ttl,
         #[arg(long)]
         role: Option<String>,
         /// Limit the token to these calls, e.g. livestream:abc,default:xyz.
         #[arg(long, value_delimiter = ',')]
         call_cids: Vec<String>,
         /// Read the secret from this coordinator data directory.
-        #[arg(long, conflicts_with = "api_secret")]
+        #[arg(long, conflicts_with_all = ["api_secret", "api_secret_file"])]
         data_dir: Option<PathBuf>,
-        #[arg(long, env = "CONFAB_API_SECRET", hide_env_values = true)]
-        api_secret: Option<String>,
+        #[command(flatten)]
+        secret: SecretArgs,
     },
 }
 
-fn parse_ttl(text: &str) -> Result<Duration, String> {
+/// Where the API secret comes from. The environment and a file keep it out of `ps`.
+#[derive(clap::Args)]
+struct SecretArgs {
+    /// The API secret. Prefer CONFAB_API_SECRET or --api-secret-file: a command-line
+    /// argument is visible to every user of the machine.
+    #[arg(
+        long,
+        env = "CONFAB_API_SECRET",
+        hide_env_values = true,
+        conflicts_with = "api_secret_file"
+    )]
+    api_secret: Option<String>,
+    /// Read the API secret from this file (its first line).
+    #[arg(long)]
+    api_secret_file: Option<PathBuf>,
+}
+
+/// A token's lifetime; `None` only when asked for with `never`.
+#[derive(Clone, Copy, Debug)]
+struct Ttl(Option<Duration>);
+
+fn parse_ttl(text: &str) -> Result<Ttl, String> {
+    if text == "never" {
+        return Ok(Ttl(None));
+    }
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 1h or 7d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 1h, 7d or never"))?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => return Err(format!("unknown unit {unit:?}: use s, m, h or d")),
     };
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(unit_secs)
+        .filter(|s| i64::try_from(*s).is_ok())
+        .map(|s| Ttl(Some(Duration::from_secs(s))))
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// Why the secret could not be read.
+#[derive(Debug, thiserror::Error)]
+enum SecretError {
+    #[error("could not read the API secret from {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} holds no API secret")]
+    Empty { path: String },
+}
+
+impl SecretArgs {
+    /// The secret from the file, the environment or the argument, warning about the last.
+    fn resolve(self, matches: &ArgMatches) -> Result<Option<String>, SecretError> {
+        if let Some(path) = self.api_secret_file {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|source| SecretError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            let secret = text.lines().next().unwrap_or_default().trim().to_owned();
+            if secret.is_empty() {
+                return Err(SecretError::Empty { path: shown });
+            }
+            return Ok(Some(secret));
+        }
+        if matches.value_source("api_secret") == Some(ValueSource::CommandLine) {
+            tracing::warn!(
+                target: "coordinator",
+                "--api-secret is visible to other users in the process list: use CONFAB_API_SECRET or --api-secret-file"
+            );
+        }
+        Ok(self.api_secret)
+    }
+}
+
+/// Routes the CLI's logs through confab-logging, whose sinks scrub tokens and registered
+/// secrets. CONFAB_LOG sets levels, e.g. `debug` or `coordinator=debug,default=warn`.
+fn init_logging() {
+    let subscriber = tracing_subscriber::registry().with(confab_logging::layer());
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    confab_logging::configure_loggers([("default", ScopeConfig::level(Level::Info))]);
+    if let Ok(spec) = std::env::var("CONFAB_LOG") {
+        for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+            let (scope, level) = part.split_once('=').unwrap_or(("default", part));
+            match level.trim().parse::<Level>() {
+                Ok(level) => {
+                    confab_logging::configure_loggers([(scope.trim(), ScopeConfig::level(level))])
+                }
+                Err(e) => eprintln!("confab-coordinator: ignoring CONFAB_LOG entry {part:?}: {e}"),
+            }
+        }
+    }
+}
+
+fn subcommand_matches(matches: &ArgMatches) -> ArgMatches {
+    matches
+        .subcommand()
+        .map(|(_, sub)| sub.clone())
+        .unwrap_or_default()
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONFAB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    init_logging();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let sub = subcommand_matches(&matches);
+    match cli.command {
         Command::Serve {
             addr,
             data_dir,
             api_key,
-            api_secret,
+            secret,
             dev_token_endpoint,
             fault_injection,
             idle_timeout_secs,
         } => {
+            let secret = match secret.resolve(&sub) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("confab-coordinator: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let app = match (api_key, secret) {
+                (Some(key), Some(secret)) => Some((key, secret)),
+                (None, None) => None,
+                (Some(_), None) => {
+                    eprintln!("confab-coordinator: --api-key needs its secret: CONFAB_API_SECRET or --api-secret-file");
+                    return ExitCode::FAILURE;
+                }
+                (None, Some(_)) => {
+                    eprintln!("confab-coordinator: an API secret needs --api-key");
+                    return ExitCode::FAILURE;
+                }
+            };
             let mut config = CoordinatorConfig {
                 addr,
                 data_dir: Some(data_dir),
-                app: api_key.zip(api_secret),
+                app,
                 dev_token_endpoint,
                 fault_injection,
                 ..CoordinatorConfig::default()
@@ -137,19 +248,20 @@ async fn main() -> ExitCode {
             role,
             call_cids,
             data_dir,
-            api_secret,
+            secret,
         } => {
-            let secret = match (api_secret, data_dir) {
-                (Some(secret), _) => secret,
-                (None, Some(dir)) => match read_secret(&dir) {
-                    Ok(secret) => secret,
-                    Err(e) => {
-                        eprintln!("confab-coordinator: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-                (None, None) => {
-                    eprintln!("confab-coordinator: give --data-dir or --api-secret (or CONFAB_API_SECRET)");
+            let secret = match (secret.resolve(&sub), data_dir) {
+                (Err(e), _) => Err(e.to_string()),
+                (Ok(Some(secret)), _) => Ok(secret),
+                (Ok(None), Some(dir)) => read_secret(&dir),
+                (Ok(None), None) => {
+                    Err("give --data-dir, CONFAB_API_SECRET or --api-secret-file".to_owned())
+                }
+            };
+            let secret = match secret {
+                Ok(secret) => secret,
+                Err(e) => {
+                    eprintln!("confab-coordinator: {e}");
                     return ExitCode::FAILURE;
                 }
             };
@@ -162,7 +274,9 @@ async fn main() -> ExitCode {
                 role,
                 call_cids: (!call_cids.is_empty()).then_some(call_cids),
                 iat: Some(now),
-                exp: ttl.map(|t| now + t.as_secs() as i64),
+                exp: ttl
+                    .0
+                    .map(|t| now.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
                 nbf: None,
             };
             println!("{}", SigningKey::new(secret).sign(&claims));

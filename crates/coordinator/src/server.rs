@@ -64,6 +64,8 @@ impl Default for CoordinatorConfig {
 pub enum StartError {
     #[error("could not open the coordinator's data: {0}")]
     Store(#[from] StoreError),
+    #[error("the API secret is {len} bytes: use at least {MIN_SECRET_BYTES} random bytes (e.g. 32 hex characters or more)")]
+    WeakSecret { len: usize },
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -145,18 +147,28 @@ fn random_hex(bytes_of_uuids: usize) -> String {
         .collect()
 }
 
+/// Shortest API secret accepted: shorter ones can be guessed offline from any token.
+pub const MIN_SECRET_BYTES: usize = 16;
+
 pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, StartError> {
     let store = match &config.data_dir {
         Some(dir) => Store::open(dir)?,
         None => Store::in_memory()?,
     };
     let (api_key, secret) = match &config.app {
+        Some((_, secret)) if secret.len() < MIN_SECRET_BYTES => {
+            return Err(StartError::WeakSecret { len: secret.len() })
+        }
         Some((key, secret)) => {
             store.put_app(key, secret)?;
             (key.clone(), secret.clone())
         }
         None => store.app_or_insert(|| (random_hex(1)[..20].to_owned(), random_hex(2)))?,
     };
+    // A stored app from before this rule is refused too, rather than served weakly.
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(StartError::WeakSecret { len: secret.len() });
+    }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartError::Bind {
@@ -179,6 +191,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         limits: config.limits.clone(),
         base_url: format!("http://{local_addr}/video"),
         broadcasts: Broadcasts::default(),
+        rate: Default::default(),
     });
     let app = api::router(state.clone(), config.dev_token_endpoint);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::faults::Faults;
-use crate::hls::Broadcasts;
+use crate::hls::{Broadcasts, Budget};
 use crate::hub::Hub;
 use crate::jwt::SigningKey;
+pub use crate::rate::Rate;
+use crate::rate::RateLimiter;
 use crate::sessions::Sessions;
 use crate::store::Store;
 
@@ -25,6 +27,8 @@ pub struct AppState {
     /// `http://HOST:PORT/video`, for URLs the coordinator hands out.
     pub base_url: String,
     pub broadcasts: Broadcasts,
+    /// Per-address token buckets for the endpoints that create things.
+    pub rate: RateLimiter,
 }
 
 #[derive(Debug, Clone)]
@@ -35,8 +39,32 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_frame_bytes: usize,
-    /// Lifetime of the tokens the coordinator issues (guests, the dev endpoint).
+    /// Lifetime of the tokens the coordinator issues (guests, the dev endpoint), and the
+    /// longest one the dev endpoint grants when asked for more.
     pub issued_token_ttl: Duration,
+    /// `POST /guest` per client address.
+    pub guest_rate: Rate,
+    /// Calls created (get-or-create or join that creates) per client address.
+    pub call_create_rate: Rate,
+    /// `GET /api/token` per client address.
+    pub dev_token_rate: Rate,
+    /// Custom data of a user, call or member, as JSON: Stream's documented 5 KB.
+    pub max_custom_bytes: usize,
+    /// Members added or removed by one request.
+    pub max_members_per_request: usize,
+    /// Members one call may have in all.
+    pub max_members_per_call: usize,
+    /// Memory all HLS broadcasts may hold together (playlists and segments).
+    pub hls_total_bytes: usize,
+    /// Memory one broadcast may hold: a share, so one host cannot take the whole budget.
+    pub hls_call_bytes: usize,
+    /// Largest single HLS upload.
+    pub hls_max_upload_bytes: usize,
+    /// How long a stopped broadcast's ended playlist and last segments stay served (viewers
+    /// finish the tail) before its memory is freed.
+    pub hls_ended_grace: Duration,
+    /// Distinct viewer ids one client address may count at a time.
+    pub hls_viewers_per_address: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +75,40 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             max_frame_bytes: 64 * 1024,
             issued_token_ttl: Duration::from_secs(24 * 3600),
+            // A household or office behind one address still gets a few dozen guests a
+            // minute; a script does not get thousands a second.
+            guest_rate: Rate {
+                burst: 20,
+                per_minute: 60,
+            },
+            call_create_rate: Rate {
+                burst: 60,
+                per_minute: 300,
+            },
+            dev_token_rate: Rate {
+                burst: 60,
+                per_minute: 600,
+            },
+            max_custom_bytes: 5 * 1024,
+            max_members_per_request: 100,
+            max_members_per_call: 1000,
+            hls_total_bytes: 256 * 1024 * 1024,
+            hls_call_bytes: 64 * 1024 * 1024,
+            hls_max_upload_bytes: 8 * 1024 * 1024,
+            hls_ended_grace: Duration::from_secs(30),
+            hls_viewers_per_address: 2,
+        }
+    }
+}
+
+impl Limits {
+    /// The broadcasts' memory rules.
+    pub fn hls_budget(&self) -> Budget {
+        Budget {
+            total_bytes: self.hls_total_bytes,
+            call_bytes: self.hls_call_bytes.min(self.hls_total_bytes),
+            upload_bytes: self.hls_max_upload_bytes,
+            ended_grace: self.hls_ended_grace,
         }
     }
 }

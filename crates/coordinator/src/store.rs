@@ -260,6 +260,51 @@ impl Store {
             .ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
     }
 
+    /// Creates a user that must be new. Returns `None`, changing nothing, if the id is taken:
+    /// the check and the insert are one statement, so two requests cannot both get it.
+    pub fn insert_new_user(
+        &self,
+        id: &str,
+        details: &UserDetails,
+        role: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let custom = details
+            .custom
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
+        let inserted = self.conn().execute(
+            "INSERT OR IGNORE INTO users (id, name, image, custom, role, created_at, updated_at)
+             VALUES (?1, ?2, ?3, COALESCE(?4, '{}'), ?5, ?6, ?6)",
+            params![id, details.name, details.image, custom, role, now()],
+        )?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        self.user(id)
+    }
+
+    /// Records a user seen only through its token (REST before any socket), with `role`,
+    /// unless the store already knows it. Keeps the id from being taken by a guest.
+    pub fn remember_user(&self, id: &str, role: &str) -> Result<(), StoreError> {
+        let now = now();
+        self.conn().execute(
+            "INSERT OR IGNORE INTO users (id, role, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+            params![id, role, now],
+        )?;
+        Ok(())
+    }
+
+    /// How many members a call has.
+    pub fn member_count(&self, cid: &str) -> Result<usize, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM members WHERE call_cid = ?1",
+            [cid],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     pub fn call(&self, cid: &str) -> Result<Option<CallRecord>, StoreError> {
         let conn = self.conn();
         let row = conn

@@ -43,6 +43,15 @@ async fn a_broadcast_is_served_as_hls_and_announced_to_watchers() {
         .post("/call/livestream/show", As::User("host", &host), json!({}))
         .await;
     assert_eq!(status, 201);
+    // Viewers get HLS only from a livestream that is live (out of backstage).
+    let (status, _) = rest
+        .post(
+            "/call/livestream/show/go_live",
+            As::User("host", &host),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (mut fan_socket, ok) = connect_user(&c, "fan", &fan).await;
     let fan_conn = ok["connection_id"].as_str().unwrap().to_owned();
     rest.send(

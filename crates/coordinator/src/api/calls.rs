@@ -13,9 +13,10 @@ use crate::api::reply::{created_or_ok, reply, Started};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::events::{announce_created, announce_joined, announce_left, emit_call_event};
-use crate::extract::{CallPath, ConnectionId, JsonBody};
+use crate::extract::{check_custom, limit_rate, CallPath, ConnectionId, JsonBody, PeerIp};
 use crate::ids;
 use crate::model::CallRole;
+use crate::rate::Action;
 use crate::state::{AppState, Shared};
 use crate::store::CallRecord;
 use crate::view::{call_view, load_call, may_read, require_host, role_in};
@@ -79,13 +80,49 @@ pub struct MemberRequest {
 /// A member as the store takes it: user id, role, custom data.
 type MemberRow = (String, String, Value);
 
-fn member_rows(requests: Vec<MemberRequest>) -> Result<Vec<MemberRow>, ApiError> {
+/// The longest member role; roles are names like `host` or `moderator`.
+const MAX_ROLE_LEN: usize = 64;
+
+fn member_role(raw: Option<String>) -> Result<String, ApiError> {
+    let role = raw.unwrap_or_else(|| "user".into());
+    let valid = !role.is_empty()
+        && role.len() <= MAX_ROLE_LEN
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(role)
+    } else {
+        Err(ApiError::input(format!(
+            "a member role is 1 to {MAX_ROLE_LEN} letters, digits, '_' or '-'"
+        )))
+    }
+}
+
+/// Refuses a request that adds or removes more members than one request may.
+fn check_request_size(state: &AppState, what: &str, n: usize) -> Result<(), ApiError> {
+    let max = state.limits.max_members_per_request;
+    if n > max {
+        return Err(ApiError::too_large(format!(
+            "{n} members {what} in one request: at most {max}"
+        )));
+    }
+    Ok(())
+}
+
+fn member_rows(state: &AppState, requests: Vec<MemberRequest>) -> Result<Vec<MemberRow>, ApiError> {
+    check_request_size(state, "added or updated", requests.len())?;
     requests
         .into_iter()
         .map(|m| {
+            check_custom(
+                "a member's",
+                m.custom.as_ref(),
+                state.limits.max_custom_bytes,
+            )?;
             Ok((
                 ids::user_id(&m.user_id)?.into_string(),
-                m.role.unwrap_or_else(|| "user".into()),
+                member_role(m.role)?,
                 Value::Object(m.custom.unwrap_or_default()),
             ))
         })
@@ -93,9 +130,11 @@ fn member_rows(requests: Vec<MemberRequest>) -> Result<Vec<MemberRow>, ApiError>
 }
 
 /// Creates the call if it does not exist. Returns the call and whether it was created.
+/// Only creating takes from the caller's address's call-creation bucket.
 fn get_or_create(
     state: &AppState,
     caller: &Caller,
+    peer: PeerIp,
     path: &CallPath,
     data: Option<CallData>,
 ) -> Result<(CallRecord, bool), ApiError> {
@@ -107,7 +146,18 @@ fn get_or_create(
         return Err(ApiError::not_allowed("anonymous users cannot create calls"));
     };
     let data = data.unwrap_or_default();
-    let members = member_rows(data.members)?;
+    check_custom(
+        "a call's",
+        data.custom.as_ref(),
+        state.limits.max_custom_bytes,
+    )?;
+    let members = member_rows(state, data.members)?;
+    limit_rate(
+        state,
+        Action::CreateCall,
+        peer,
+        state.limits.call_create_rate,
+    )?;
     let now = crate::store::now();
     let call = CallRecord {
         cid: cid.clone(),
@@ -132,11 +182,12 @@ pub async fn get_or_create_call(
     State(state): State<Shared>,
     started: Started,
     caller: Caller,
+    peer: PeerIp,
     path: CallPath,
     connection: ConnectionId,
     JsonBody(body): JsonBody<GetOrCreateBody>,
 ) -> Result<Response, ApiError> {
-    let (call, created) = get_or_create(&state, &caller, &path, body.data)?;
+    let (call, created) = get_or_create(&state, &caller, peer, &path, body.data)?;
     may_read(&caller, &call)?;
     watch_if_connected(&state, &caller, &connection, &call.cid);
     if created {
@@ -173,6 +224,7 @@ pub async fn join_call(
     State(state): State<Shared>,
     started: Started,
     caller: Caller,
+    peer: PeerIp,
     path: CallPath,
     connection: ConnectionId,
     JsonBody(body): JsonBody<JoinBody>,
@@ -182,8 +234,26 @@ pub async fn join_call(
             "anonymous users cannot join calls: they may only watch",
         ));
     };
+    // A participant is tied to its socket (it leaves when the socket closes), so the socket
+    // must be the caller's own: another user's would let one user end someone else's
+    // participation, or appear in a call through their connection.
+    if let Some(conn) = connection.0.as_deref() {
+        match state.hub.connection_user(conn) {
+            Some(owner) if owner == user_id => {}
+            Some(_) => {
+                return Err(ApiError::not_allowed(
+                    "connection_id names another user's socket",
+                ))
+            }
+            None => {
+                return Err(ApiError::input(
+                    "connection_id does not name an open socket: connect first",
+                ))
+            }
+        }
+    }
     let (call, created) = if body.create {
-        get_or_create(&state, &caller, &path, body.data)?
+        get_or_create(&state, &caller, peer, &path, body.data)?
     } else {
         (load_call(&state, &path.cid())?, false)
     };
@@ -249,7 +319,8 @@ pub async fn update_members(
         &call,
         "only the call's hosts can change its members",
     )?;
-    let upserts = member_rows(body.update_members)?;
+    let upserts = member_rows(&state, body.update_members)?;
+    check_request_size(&state, "removed", body.remove_members.len())?;
     for id in &body.remove_members {
         ids::user_id(id)?;
     }
@@ -259,6 +330,18 @@ pub async fn update_members(
         .into_iter()
         .map(|m| m.user_id)
         .collect();
+    let after = existing
+        .iter()
+        .chain(upserts.iter().map(|(id, _, _)| id))
+        .filter(|id| !body.remove_members.contains(id))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let max = state.limits.max_members_per_call;
+    if after > max {
+        return Err(ApiError::too_large(format!(
+            "a call has at most {max} members; this change would make {after}"
+        )));
+    }
     // Tell removed members before they stop being members.
     if !body.remove_members.is_empty() {
         let view = call_view(&state, &caller, &call)?;

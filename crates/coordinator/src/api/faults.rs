@@ -2,7 +2,7 @@
 //! and carrying a switch out on the sockets, which `RunningCoordinator::inject` shares.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use confab_protocol::EventType;
 use serde_json::json;
@@ -15,17 +15,31 @@ use crate::hub::{Outbound, CLOSE_RECONNECT};
 use crate::jwt::AuthError;
 use crate::state::{AppState, Shared};
 
+/// The header that carries the app's API secret to the fault switch: only whoever runs the
+/// coordinator (and so knows the secret) may flip it, even on a test build.
+pub const FAULT_SECRET_HEADER: &str = "x-confab-api-secret";
+
 pub async fn faults(
     State(state): State<Shared>,
     started: Started,
+    headers: HeaderMap,
     JsonBody(command): JsonBody<FaultCommand>,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let given = headers
+        .get(FAULT_SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if given.is_empty() || !state.signing.is_secret(given) {
+        return Err(ApiError::unauthenticated(format!(
+            "the fault switch needs the app's API secret in {FAULT_SECRET_HEADER}"
+        )));
+    }
     let affected = apply_fault(&state, &command);
-    reply(
+    Ok(reply(
         StatusCode::OK,
         json!({"affected_sockets": affected}),
         started,
-    )
+    ))
 }
 
 /// Flips the switch and acts on the sockets it concerns. Returns how many it touched.

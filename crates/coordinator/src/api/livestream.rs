@@ -5,9 +5,9 @@
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use confab_protocol::EventType;
+use confab_protocol::{CallCid, CallType, ErrorCode, EventType};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -15,13 +15,27 @@ use crate::api::reply::{reply, Started};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::events::emit_call_event;
-use crate::extract::{CallPath, JsonBody};
-use crate::hls::{HlsFile, MAX_UPLOAD_BYTES};
+use crate::extract::{CallPath, JsonBody, PeerIp};
+use crate::hls::{HlsError, HlsFile};
+use crate::ids;
+use crate::rate::address_key;
 use crate::state::{AppState, Shared};
 use crate::store::CallRecord;
 use crate::view::{call_view, load_call, require_host};
 
 const HOSTS_ONLY: &str = "only the call's hosts can do this";
+
+/// Broadcasting (and its uploads) is for livestream calls only.
+fn livestream_only(call: &CallRecord) -> Result<(), ApiError> {
+    if call.call_type == CallType::Livestream.as_str() {
+        Ok(())
+    } else {
+        Err(ApiError::input(format!(
+            "call {} is not a livestream: only livestreams broadcast",
+            call.cid
+        )))
+    }
+}
 
 /// The call a host acts on: it exists and the caller hosts it.
 fn hosted_call(state: &AppState, caller: &Caller, path: &CallPath) -> Result<CallRecord, ApiError> {
@@ -79,19 +93,30 @@ pub async fn stop_live(
 }
 
 fn set_broadcasting(
-    state: &AppState,
+    state: &Shared,
     caller: &Caller,
     path: &CallPath,
     running: bool,
     started: Started,
 ) -> Result<Response, ApiError> {
     let call = hosted_call(state, caller, path)?;
+    livestream_only(&call)?;
     if running && !state.broadcasts.has_playlist(&call.cid) {
         return Err(ApiError::input(
             "upload the playlist and a first segment before starting the broadcast",
         ));
     }
-    state.broadcasts.set_running(&call.cid, running);
+    let grace = state.limits.hls_ended_grace;
+    state.broadcasts.set_running(&call.cid, running, grace);
+    if !running {
+        // Viewers get the ended playlist and the last segments for the grace period; then
+        // the broadcast's memory is freed.
+        let state = state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            state.broadcasts.sweep(grace);
+        });
+    }
     let view = call_view(state, caller, &call)?;
     let playlist_url = state.broadcasts.playlist_url(&state.base_url, &call.cid);
     if running {
@@ -165,16 +190,40 @@ pub async fn upload(
     UploadFile(file): UploadFile,
     caller: Caller,
     path: CallPath,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let call = hosted_call(&state, &caller, &path)?;
-    let bytes = axum::body::to_bytes(body, MAX_UPLOAD_BYTES)
+    livestream_only(&call)?;
+    let budget = state.limits.hls_budget();
+    let max = budget.upload_bytes;
+    let too_large = || ApiError::too_large(format!("an upload is at most {max} bytes"));
+    // Refused before reading when the length is announced.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, max)
         .await
-        .map_err(|_| ApiError::input(format!("an upload is at most {MAX_UPLOAD_BYTES} bytes")))?;
+        .map_err(|_| too_large())?;
     if bytes.is_empty() {
         return Err(ApiError::input("the upload is empty"));
     }
-    state.broadcasts.store(&call.cid, file, bytes);
+    state
+        .broadcasts
+        .store(&call.cid, file, bytes, &budget)
+        .map_err(|e| match e {
+            HlsError::TooLarge { .. } => ApiError::too_large(e.to_string()),
+            // Retrying later can work: old segments leave the playlists.
+            HlsError::NoRoom { .. } => ApiError::new(
+                ErrorCode::RateLimited,
+                StatusCode::INSUFFICIENT_STORAGE,
+                e.to_string(),
+            ),
+        })?;
     Ok(reply(StatusCode::CREATED, json!({}), started))
 }
 
@@ -190,33 +239,63 @@ fn hls_headers(content_type: &'static str) -> [(header::HeaderName, HeaderValue)
     ]
 }
 
-/// `GET /video/hls/{type}/{id}/{file}`: public, as a CDN's playlist URL is.
+fn no_such_file() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        hls_headers("text/plain"),
+        "no such file",
+    )
+        .into_response()
+}
+
+/// Whether a call's HLS files may be served: a livestream that is live (not backstage) and
+/// broadcasting, or stopped within the grace period. Anything else is 404, as a CDN answers
+/// for a stream it does not have.
+fn servable_cid(state: &AppState, call_type: &str, id: &str) -> Option<String> {
+    let call_type = ids::call_type(call_type).ok()?;
+    let id = ids::call_id(id).ok()?;
+    if call_type != CallType::Livestream {
+        return None;
+    }
+    let cid = CallCid::new(call_type, id).to_string();
+    let call = state.store.call(&cid).ok()??;
+    let grace = state.limits.hls_ended_grace;
+    (!call.backstage && state.broadcasts.servable(&cid, grace)).then_some(cid)
+}
+
+/// `GET /video/hls/{type}/{id}/{file}`: public, as a CDN's playlist URL is, while the
+/// livestream is live and broadcasting.
 pub async fn serve(
     State(state): State<Shared>,
+    peer: PeerIp,
     Path((call_type, id, file)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let cid = format!("{call_type}:{id}");
-    let found = HlsFile::parse(&file).and_then(|f| Some((f, state.broadcasts.file(&cid, f)?)));
-    match found {
-        Some((HlsFile::Playlist, playlist)) => {
+    let Some(file) = HlsFile::parse(&file) else {
+        return no_such_file();
+    };
+    let Some(cid) = servable_cid(&state, &call_type, &id) else {
+        return no_such_file();
+    };
+    match (file, state.broadcasts.file(&cid, file)) {
+        (HlsFile::Playlist, Some(playlist)) => {
             // Players add ?viewer=<id> to count themselves; segments need no id.
             if let Some(viewer) = raw
                 .as_deref()
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("viewer=")))
             {
-                state.broadcasts.count_viewer(&cid, viewer);
+                state.broadcasts.count_viewer(
+                    &cid,
+                    viewer,
+                    address_key(peer.0),
+                    state.limits.hls_viewers_per_address,
+                );
             }
             (hls_headers("application/vnd.apple.mpegurl"), playlist).into_response()
         }
-        Some((HlsFile::Segment(_), segment)) => {
+        (HlsFile::Segment(_), Some(segment)) => {
             (hls_headers("video/mp2t"), segment).into_response()
         }
-        None => (
-            StatusCode::NOT_FOUND,
-            hls_headers("text/plain"),
-            "no such file",
-        )
-            .into_response(),
+        (_, None) => no_such_file(),
     }
 }

@@ -3,7 +3,7 @@
 //! view, events, replies); nothing imports an endpoint module but this router.
 
 mod calls;
-pub(crate) mod faults;
+pub mod faults;
 mod livestream;
 mod probes;
 mod reply;
@@ -14,13 +14,13 @@ use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::error::ApiError;
-use crate::hls::MAX_UPLOAD_BYTES;
 use crate::state::Shared;
 
 /// Every route, with the state. The fault switch and the dev token endpoint are mounted only
 /// when switched on.
 pub(crate) fn router(state: Shared, dev_token_endpoint: bool) -> Router {
     let faults_enabled = state.faults.enabled();
+    let max_upload = state.limits.hls_max_upload_bytes;
     let mut video = Router::new()
         .route("/connect", get(crate::ws::connect))
         .route("/guest", post(users::create_guest))
@@ -43,7 +43,7 @@ pub(crate) fn router(state: Shared, dev_token_endpoint: bool) -> Router {
         )
         .route(
             "/call/{type}/{id}/hls/{file}",
-            put(livestream::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+            put(livestream::upload).layer(DefaultBodyLimit::max(max_upload)),
         )
         .route("/hls/{type}/{id}/{file}", get(livestream::serve))
         .route("/calls", post(calls::query_calls))
