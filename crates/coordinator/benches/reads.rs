@@ -46,7 +46,13 @@ impl Api {
         }
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, user: &str, body: Option<&Value>) -> u16 {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        body: Option<&Value>,
+    ) -> u16 {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -159,7 +165,9 @@ async fn main() {
     let api = Api::new(&base);
 
     // A call with a few members, read by everyone; a second one that the writer rewrites.
-    let members: Vec<Value> = (0..8).map(|i| json!({"user_id": format!("m{i}")})).collect();
+    let members: Vec<Value> = (0..8)
+        .map(|i| json!({"user_id": format!("m{i}")}))
+        .collect();
     let created = api
         .send(
             reqwest::Method::POST,
@@ -170,7 +178,12 @@ async fn main() {
         .await;
     assert_eq!(created, 201, "the read call is created");
     let created = api
-        .send(reqwest::Method::POST, "/call/default/bench-write", "host", Some(&json!({})))
+        .send(
+            reqwest::Method::POST,
+            "/call/default/bench-write",
+            "host",
+            Some(&json!({})),
+        )
         .await;
     assert_eq!(created, 201, "the write call is created");
 
@@ -196,7 +209,12 @@ async fn main() {
                     .collect::<Vec<_>>()});
                 let t = Instant::now();
                 let status = api
-                    .send(reqwest::Method::POST, "/call/default/bench-write/members", "host", Some(&body))
+                    .send(
+                        reqwest::Method::POST,
+                        "/call/default/bench-write/members",
+                        "host",
+                        Some(&body),
+                    )
                     .await;
                 took.push((t.elapsed(), status));
             }
@@ -214,8 +232,12 @@ async fn main() {
         wall,
         failed,
     );
-    let ok = writes.iter().filter(|(_, s)| *s == 201 || *s == 200).count();
-    let mean = writes.iter().map(|(d, _)| d.as_secs_f64()).sum::<f64>() / writes.len().max(1) as f64;
+    let ok = writes
+        .iter()
+        .filter(|(_, s)| *s == 201 || *s == 200)
+        .count();
+    let mean =
+        writes.iter().map(|(d, _)| d.as_secs_f64()).sum::<f64>() / writes.len().max(1) as f64;
     println!(
         "  the writer sent {} members updates ({ok} answered 2xx), {:.0} ms each on average",
         writes.len(),

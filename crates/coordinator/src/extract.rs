@@ -40,7 +40,7 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        authenticate(state, &parts.headers, &query_of(parts))
+        authenticate(state, &parts.headers, &query_of(parts)).await
     }
 }
 

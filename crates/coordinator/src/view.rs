@@ -11,16 +11,20 @@ use crate::state::AppState;
 use crate::store::CallRecord;
 
 /// The stored user, or a stub with its id for users the coordinator has not seen.
-pub fn user_json_or_stub(state: &AppState, id: &str) -> Result<Value, ApiError> {
-    Ok(match state.store.user(id)? {
+pub async fn user_json_or_stub(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    Ok(match state.store.user(id).await? {
         Some(user) => model::user_json(&user),
         None => json!({"id": id, "role": "user", "custom": {}, "teams": []}),
     })
 }
 
 /// The call as the caller sees it: `{call, members, membership, own_capabilities}`.
-pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result<Value, ApiError> {
-    let members = state.store.members(&call.cid)?;
+pub async fn call_view(
+    state: &AppState,
+    caller: &Caller,
+    call: &CallRecord,
+) -> Result<Value, ApiError> {
+    let members = state.store.members(&call.cid).await?;
     let call_type = CallType::parse(&call.call_type).unwrap_or(CallType::Default);
     let role = model::call_role(caller.user_id(), caller.role(), call, &members);
     let session = state.sessions.get(&call.cid);
@@ -28,9 +32,9 @@ pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result
     if let Some(s) = &session {
         for p in &s.participants {
             participant_json.push(json!({
-                "user": user_json_or_stub(state, &p.user_id)?,
+                "user": user_json_or_stub(state, &p.user_id).await?,
                 "user_session_id": p.user_session_id,
-                "role": state.store.user(&p.user_id)?.map(|u| u.role).unwrap_or_default(),
+                "role": state.store.user(&p.user_id).await?.map(|u| u.role).unwrap_or_default(),
                 "joined_at": p.joined_at,
             }));
         }
@@ -40,11 +44,11 @@ pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result
         participants: participant_json,
         started_at: Some(&s.started_at),
     });
-    let created_by = user_json_or_stub(state, &call.created_by)?;
+    let created_by = user_json_or_stub(state, &call.created_by).await?;
     let mut members_json = Vec::new();
     let mut membership = Value::Null;
     for m in &members {
-        let mj = model::member_json(m, &user_json_or_stub(state, &m.user_id)?);
+        let mj = model::member_json(m, &user_json_or_stub(state, &m.user_id).await?);
         if caller.user_id() == Some(m.user_id.as_str()) {
             membership = mj.clone();
         }
@@ -66,10 +70,11 @@ pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result
 }
 
 /// The call, or Stream's "does not exist" (code 16).
-pub fn load_call(state: &AppState, cid: &str) -> Result<CallRecord, ApiError> {
+pub async fn load_call(state: &AppState, cid: &str) -> Result<CallRecord, ApiError> {
     state
         .store
-        .call(cid)?
+        .call(cid)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("call {cid} does not exist")))
 }
 
@@ -95,8 +100,12 @@ pub fn may_read(caller: &Caller, call: &CallRecord) -> Result<(), ApiError> {
 }
 
 /// What the caller is to the call, from the stored members.
-pub fn role_in(state: &AppState, caller: &Caller, call: &CallRecord) -> Result<CallRole, ApiError> {
-    let members = state.store.members(&call.cid)?;
+pub async fn role_in(
+    state: &AppState,
+    caller: &Caller,
+    call: &CallRecord,
+) -> Result<CallRole, ApiError> {
+    let members = state.store.members(&call.cid).await?;
     Ok(model::call_role(
         caller.user_id(),
         caller.role(),
@@ -106,13 +115,13 @@ pub fn role_in(state: &AppState, caller: &Caller, call: &CallRecord) -> Result<C
 }
 
 /// Refuses callers who do not host the call, with `refusal` as the message.
-pub fn require_host(
+pub async fn require_host(
     state: &AppState,
     caller: &Caller,
     call: &CallRecord,
     refusal: &str,
 ) -> Result<(), ApiError> {
-    if role_in(state, caller, call)? == CallRole::Host {
+    if role_in(state, caller, call).await? == CallRole::Host {
         Ok(())
     } else {
         Err(ApiError::not_allowed(refusal))

@@ -24,24 +24,28 @@ use crate::view::{call_view, load_call, require_host};
 const HOSTS_ONLY: &str = "only the call's hosts can do this";
 
 /// The call a host acts on: it exists and the caller hosts it.
-fn hosted_call(state: &AppState, caller: &Caller, path: &CallPath) -> Result<CallRecord, ApiError> {
-    let call = load_call(state, &path.cid())?;
-    require_host(state, caller, &call, HOSTS_ONLY)?;
+async fn hosted_call(
+    state: &AppState,
+    caller: &Caller,
+    path: &CallPath,
+) -> Result<CallRecord, ApiError> {
+    let call = load_call(state, &path.cid()).await?;
+    require_host(state, caller, &call, HOSTS_ONLY).await?;
     Ok(call)
 }
 
 /// Leaves or enters backstage, and tells the watchers.
-fn set_live(
+async fn set_live(
     state: &AppState,
     caller: &Caller,
     path: &CallPath,
     live: bool,
     started: Started,
 ) -> Result<Response, ApiError> {
-    let call = hosted_call(state, caller, path)?;
-    state.store.set_backstage(&call.cid, !live)?;
-    let call = state.store.call(&call.cid)?.unwrap_or(call);
-    let view = call_view(state, caller, &call)?;
+    let call = hosted_call(state, caller, path).await?;
+    state.store.set_backstage(&call.cid, !live).await?;
+    let call = state.store.call(&call.cid).await?.unwrap_or(call);
+    let view = call_view(state, caller, &call).await?;
     let (event_type, event) = if live {
         (EventType::CallLiveStarted, json!({"call": view["call"]}))
     } else {
@@ -50,7 +54,7 @@ fn set_live(
             json!({"call": view["call"], "capabilities_by_role": {}}),
         )
     };
-    emit_call_event(state, &call.cid, event_type, event)?;
+    emit_call_event(state, &call.cid, event_type, event).await?;
     Ok(reply(
         StatusCode::OK,
         json!({"call": view["call"]}),
@@ -65,7 +69,7 @@ pub async fn go_live(
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_live(&state, &caller, &path, true, started)
+    set_live(&state, &caller, &path, true, started).await
 }
 
 pub async fn stop_live(
@@ -75,24 +79,24 @@ pub async fn stop_live(
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_live(&state, &caller, &path, false, started)
+    set_live(&state, &caller, &path, false, started).await
 }
 
-fn set_broadcasting(
+async fn set_broadcasting(
     state: &AppState,
     caller: &Caller,
     path: &CallPath,
     running: bool,
     started: Started,
 ) -> Result<Response, ApiError> {
-    let call = hosted_call(state, caller, path)?;
+    let call = hosted_call(state, caller, path).await?;
     if running && !state.broadcasts.has_playlist(&call.cid) {
         return Err(ApiError::input(
             "upload the playlist and a first segment before starting the broadcast",
         ));
     }
     state.broadcasts.set_running(&call.cid, running);
-    let view = call_view(state, caller, &call)?;
+    let view = call_view(state, caller, &call).await?;
     let playlist_url = state.broadcasts.playlist_url(&state.base_url, &call.cid);
     if running {
         emit_call_event(
@@ -100,14 +104,16 @@ fn set_broadcasting(
             &call.cid,
             EventType::HlsBroadcastingStarted,
             json!({"hls_playlist_url": playlist_url, "call": view["call"]}),
-        )?;
+        )
+        .await?;
     } else {
         emit_call_event(
             state,
             &call.cid,
             EventType::HlsBroadcastingStopped,
             json!({"call": view["call"]}),
-        )?;
+        )
+        .await?;
     }
     Ok(reply(
         StatusCode::OK,
@@ -124,7 +130,7 @@ pub async fn start_broadcasting(
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_broadcasting(&state, &caller, &path, true, started)
+    set_broadcasting(&state, &caller, &path, true, started).await
 }
 
 pub async fn stop_broadcasting(
@@ -134,7 +140,7 @@ pub async fn stop_broadcasting(
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_broadcasting(&state, &caller, &path, false, started)
+    set_broadcasting(&state, &caller, &path, false, started).await
 }
 
 /// The `{file}` of an upload: the playlist or a numbered segment, else refused.
@@ -167,7 +173,7 @@ pub async fn upload(
     path: CallPath,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let call = hosted_call(&state, &caller, &path)?;
+    let call = hosted_call(&state, &caller, &path).await?;
     let bytes = axum::body::to_bytes(body, MAX_UPLOAD_BYTES)
         .await
         .map_err(|_| ApiError::input(format!("an upload is at most {MAX_UPLOAD_BYTES} bytes")))?;

@@ -59,7 +59,12 @@ pub async fn create_guest(
     }
     let mut id = ids::user_id(&requested)?.into_string();
     // A guest never takes over a registered user's id.
-    if state.store.user(&id)?.is_some_and(|u| u.role != "guest") {
+    if state
+        .store
+        .user(&id)
+        .await?
+        .is_some_and(|u| u.role != "guest")
+    {
         id = format!("{id}-{}", short_random());
     }
     let name = body
@@ -75,15 +80,18 @@ pub async fn create_guest(
             "a guest's name is at most {MAX_GUEST_NAME_CHARS} characters"
         )));
     }
-    let user = state.store.upsert_user(
-        &id,
-        &UserDetails {
-            name,
-            image: body.user.image,
-            custom: body.user.custom.map(Value::Object),
-        },
-        "guest",
-    )?;
+    let user = state
+        .store
+        .upsert_user(
+            &id,
+            &UserDetails {
+                name,
+                image: body.user.image,
+                custom: body.user.custom.map(Value::Object),
+            },
+            "guest",
+        )
+        .await?;
     let token = state
         .signing
         .user_token(&user.id, Some(state.limits.issued_token_ttl));
