@@ -10,6 +10,7 @@
 //!
 //! Schema changes are numbered migrations tracked in `PRAGMA user_version`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -414,6 +415,30 @@ impl Store {
         self.read(move |conn| members_in(conn, &cid)).await
     }
 
+    /// The call's members and the users among them and `more_ids`, by id, in one read:
+    /// what a call's view shows.
+    pub async fn members_and_users(
+        &self,
+        cid: &str,
+        more_ids: Vec<String>,
+    ) -> Result<(Vec<MemberRecord>, HashMap<String, UserRecord>), StoreError> {
+        let cid = cid.to_owned();
+        self.read(move |conn| {
+            let members = members_in(conn, &cid)?;
+            let mut users = HashMap::new();
+            let ids = members.iter().map(|m| &m.user_id).chain(more_ids.iter());
+            for id in ids {
+                if !users.contains_key(id) {
+                    if let Some(user) = user_in(conn, id)? {
+                        users.insert(id.clone(), user);
+                    }
+                }
+            }
+            Ok((members, users))
+        })
+        .await
+    }
+
     /// Adds or updates members and removes others, in one transaction.
     pub async fn update_members(
         &self,
@@ -484,21 +509,20 @@ fn first_app(conn: &Connection) -> Result<Option<(String, String)>, StoreError> 
 
 fn user_in(conn: &Connection, id: &str) -> Result<Option<UserRecord>, StoreError> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, name, image, custom, role, created_at, updated_at FROM users WHERE id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            },
-        )
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, String>(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
         .optional()?;
     row.map(
         |(id, name, image, custom, role, created_at, updated_at)| -> Result<_, StoreError> {
