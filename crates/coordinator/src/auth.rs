@@ -88,7 +88,7 @@ pub fn check_api_key(state: &AppState, query: &CommonQuery) -> Result<(), ApiErr
 }
 
 /// Authenticates a request from its headers and query.
-pub fn authenticate(
+pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query: &CommonQuery,
@@ -110,7 +110,7 @@ pub fn authenticate(
                     "the Authorization header with the user's token is missing",
                 )
             })?;
-            let (id, role) = verify_user_token(state, token)?;
+            let (id, role) = verify_user_token(state, token).await?;
             if query.user_id.as_deref().is_some_and(|q| q != id) {
                 return Err(ApiError::new(
                     ErrorCode::Input,
@@ -143,7 +143,10 @@ pub fn authenticate(
 }
 
 /// Verifies a user's token and returns the user id and role. Used by REST and the socket.
-pub fn verify_user_token(state: &AppState, token: &str) -> Result<(String, String), ApiError> {
+pub async fn verify_user_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(String, String), ApiError> {
     let claims = state.signing.verify(token, crate::clock::unix_now())?;
     let id = claims
         .user_id
@@ -152,12 +155,12 @@ pub fn verify_user_token(state: &AppState, token: &str) -> Result<(String, Strin
     if state.faults.token_expired(&id, token) {
         return Err(AuthError::Expired.into());
     }
-    let stored_role = state.store.user(&id)?.map(|u| u.role);
+    let stored_role = state.store.user(&id).await?.map(|u| u.role);
     if stored_role.is_none() && UserId::parse(&id).is_ok_and(|u| u.as_str() == id) {
         // The store knows every user that ever authenticated, socket or not, so that no
         // guest can be created with this id later.
         let role = claims.role.as_deref().unwrap_or("user");
-        state.store.remember_user(&id, role)?;
+        state.store.remember_user(&id, role).await?;
     }
     // A role in a server-signed token wins; otherwise the stored one; new users are "user".
     let role = claims.role.or(stored_role).unwrap_or_else(|| "user".into());

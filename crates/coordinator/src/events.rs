@@ -12,17 +12,18 @@ use crate::state::AppState;
 use crate::store::CallRecord;
 use crate::view::{call_view, user_json_or_stub};
 
-fn member_ids(state: &AppState, cid: &str) -> Result<Vec<String>, ApiError> {
+async fn member_ids(state: &AppState, cid: &str) -> Result<Vec<String>, ApiError> {
     Ok(state
         .store
-        .members(cid)?
+        .members(cid)
+        .await?
         .into_iter()
         .map(|m| m.user_id)
         .collect())
 }
 
 /// Sends a call event to its watchers and members.
-pub fn emit_call_event(
+pub async fn emit_call_event(
     state: &AppState,
     cid: &str,
     event_type: EventType,
@@ -33,27 +34,28 @@ pub fn emit_call_event(
     fields["created_at"] = json!(crate::store::now());
     state
         .hub
-        .send_to_call(cid, &member_ids(state, cid)?, &fields);
+        .send_to_call(cid, &member_ids(state, cid).await?, &fields);
     Ok(())
 }
 
 /// `call.created`, with the call and its members as the creator sees them.
-pub fn announce_created(
+pub async fn announce_created(
     state: &AppState,
     caller: &Caller,
     call: &CallRecord,
 ) -> Result<(), ApiError> {
-    let view = call_view(state, caller, call)?;
+    let view = call_view(state, caller, call).await?;
     emit_call_event(
         state,
         &call.cid,
         EventType::CallCreated,
         json!({"call": view["call"], "members": view["members"]}),
     )
+    .await
 }
 
 /// `call.session_participant_joined`.
-pub fn announce_joined(
+pub async fn announce_joined(
     state: &AppState,
     cid: &str,
     session_id: &str,
@@ -67,17 +69,18 @@ pub fn announce_joined(
         json!({
             "session_id": session_id,
             "participant": {
-                "user": user_json_or_stub(state, &participant.user_id)?,
+                "user": user_json_or_stub(state, &participant.user_id).await?,
                 "user_session_id": participant.user_session_id,
                 "role": role,
                 "joined_at": participant.joined_at,
             },
         }),
     )
+    .await
 }
 
 /// `call.session_participant_left`.
-pub fn announce_left(
+pub async fn announce_left(
     state: &AppState,
     cid: &str,
     session_id: &str,
@@ -90,10 +93,11 @@ pub fn announce_left(
         json!({
             "session_id": session_id,
             "participant": {
-                "user": user_json_or_stub(state, &participant.user_id)?,
+                "user": user_json_or_stub(state, &participant.user_id).await?,
                 "user_session_id": participant.user_session_id,
                 "joined_at": participant.joined_at,
             },
         }),
     )
+    .await
 }

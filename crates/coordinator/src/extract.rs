@@ -42,7 +42,7 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        authenticate(state, &parts.headers, &query_of(parts))
+        authenticate(state, &parts.headers, &query_of(parts)).await
     }
 }
 
@@ -58,9 +58,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestQuery {
     }
 }
 
-/// The client's address, from axum's `ConnectInfo` when the router is served with
-/// `into_make_service_with_connect_info::<SocketAddr>()`; `None` when it is not, and then
-/// every client shares one rate-limit bucket (stricter, never looser).
+/// The client's address, from axum's `ConnectInfo`, which the listener adds to every
+/// request (listener.rs); `None` without it (a router served some other way), and then every
+/// client shares one rate-limit bucket (stricter, never looser).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PeerIp(pub Option<IpAddr>);
 

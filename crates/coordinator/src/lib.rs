@@ -7,7 +7,7 @@
 //! Modules form layers, each importing only those below it:
 //! parts (`store`, `hub`, `sessions`, `faults`, `hls`, `rate`, `jwt`, `clock`, `error`), then `state`,
 //! then `auth`, `ids`, `model`, `view`, `events` and `extract`, then the endpoints (`api`, `ws`),
-//! then `server`.
+//! then `listener` (connections, limits, the Host check) and `server`.
 
 mod api;
 pub mod auth;
@@ -20,6 +20,7 @@ mod hls;
 mod hub;
 mod ids;
 pub mod jwt;
+mod listener;
 pub mod model;
 mod rate;
 mod server;

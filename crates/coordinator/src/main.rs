@@ -53,6 +53,11 @@ enum Command {
         /// Close sockets that send nothing for this many seconds.
         #[arg(long, default_value_t = 60)]
         idle_timeout_secs: u64,
+        /// HTTP connections served at once (upgraded event sockets are not counted). Higher
+        /// than the embedded app's default: a LAN server has more clients and a larger
+        /// descriptor limit. Keep it well below `ulimit -n`.
+        #[arg(long, default_value_t = SERVE_MAX_CONNECTIONS)]
+        max_connections: usize,
     },
     /// Print a signed user token: the server-side token generator.
     Token {
@@ -73,6 +78,9 @@ enum Command {
         secret: SecretArgs,
     },
 }
+
+/// `serve`'s connection cap (the library's default, for the embedded app, is lower).
+const SERVE_MAX_CONNECTIONS: usize = 512;
 
 /// Where the API secret comes from. The environment and a file keep it out of `ps`.
 #[derive(clap::Args)]
@@ -200,6 +208,7 @@ async fn main() -> ExitCode {
             dev_token_endpoint,
             fault_injection,
             idle_timeout_secs,
+            max_connections,
         } => {
             let secret = match secret.resolve(&sub) {
                 Ok(s) => s,
@@ -229,6 +238,7 @@ async fn main() -> ExitCode {
                 ..CoordinatorConfig::default()
             };
             config.limits.idle_timeout = Duration::from_secs(idle_timeout_secs.max(1));
+            config.limits.max_connections = max_connections.max(1);
             let running = match confab_coordinator::start(config).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -300,7 +310,7 @@ fn read_secret(dir: &std::path::Path) -> Result<String, String> {
 
 /// The API key and secret a coordinator data directory holds.
 fn read_app(dir: &std::path::Path) -> Result<(String, String), String> {
-    if !dir.join("coordinator.sqlite3").exists() {
+    if !dir.join(confab_coordinator::store::DB_FILE).exists() {
         return Err(format!(
             "{} holds no coordinator data: run serve with it first",
             dir.display()

@@ -13,6 +13,7 @@ use crate::faults::{FaultCommand, Faults};
 use crate::hls::Broadcasts;
 use crate::hub::{Hub, Outbound};
 use crate::jwt::{Claims, SigningKey};
+use crate::listener::{self, HostCheck};
 use crate::sessions::Sessions;
 use crate::state::{AppState, Limits};
 use crate::store::{Store, StoreError};
@@ -195,18 +196,14 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     });
     let app = api::router(state.clone(), config.dev_token_endpoint);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        // Small frames both ways: send each at once rather than waiting to batch (Nagle).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stop_rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(target: "coordinator", error = %e, "server stopped");
-        }
-    });
+    let host_check = HostCheck::for_addr(local_addr);
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app,
+        config.limits.clone(),
+        host_check,
+        stop_rx,
+    ));
     tracing::info!(target: "coordinator", base_url = %state.base_url, "coordinator listening");
     Ok(RunningCoordinator {
         state,

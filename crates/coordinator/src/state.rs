@@ -65,6 +65,19 @@ pub struct Limits {
     pub hls_ended_grace: Duration,
     /// Distinct viewer ids one client address may count at a time.
     pub hls_viewers_per_address: usize,
+    /// Time a client has to send a request's headers. Also bounds the wait for the next
+    /// request on a keep-alive connection (hyper arms it whenever it waits for headers).
+    pub header_read_timeout: Duration,
+    /// A keep-alive HTTP connection with no request for this long is closed. Sockets that
+    /// upgraded to the event socket are not HTTP connections any more and keep their own
+    /// `idle_timeout`.
+    pub http_idle_timeout: Duration,
+    /// HTTP connections served at once. Beyond it a new connection waits briefly for a slot
+    /// (idle keep-alive connections are closed to make room), then is closed. The embedded
+    /// app's default stays well below a 256-descriptor limit; `serve` raises it.
+    pub max_connections: usize,
+    /// Requests served on one keep-alive connection before it is closed (`Connection: close`).
+    pub max_requests_per_connection: usize,
 }
 
 impl Default for Limits {
@@ -97,6 +110,10 @@ impl Default for Limits {
             hls_max_upload_bytes: 8 * 1024 * 1024,
             hls_ended_grace: Duration::from_secs(30),
             hls_viewers_per_address: 2,
+            header_read_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(5),
+            max_connections: 128,
+            max_requests_per_connection: 1000,
         }
     }
 }

@@ -2,35 +2,53 @@
 //! the caller may read it, the caller hosts it. Used by the REST endpoints and by events; it
 //! imports no handler.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use crate::auth::{anonymous_may_read, Caller};
 use crate::error::ApiError;
 use crate::model::{self, CallRole, CallType};
 use crate::state::AppState;
-use crate::store::CallRecord;
+use crate::store::{CallRecord, UserRecord};
 
 /// The stored user, or a stub with its id for users the coordinator has not seen.
-pub fn user_json_or_stub(state: &AppState, id: &str) -> Result<Value, ApiError> {
-    Ok(match state.store.user(id)? {
+pub async fn user_json_or_stub(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    Ok(match state.store.user(id).await? {
         Some(user) => model::user_json(&user),
         None => json!({"id": id, "role": "user", "custom": {}, "teams": []}),
     })
 }
 
+fn user_or_stub(users: &HashMap<String, UserRecord>, id: &str) -> Value {
+    match users.get(id) {
+        Some(user) => model::user_json(user),
+        None => json!({"id": id, "role": "user", "custom": {}, "teams": []}),
+    }
+}
+
 /// The call as the caller sees it: `{call, members, membership, own_capabilities}`.
-pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result<Value, ApiError> {
-    let members = state.store.members(&call.cid)?;
+pub async fn call_view(
+    state: &AppState,
+    caller: &Caller,
+    call: &CallRecord,
+) -> Result<Value, ApiError> {
+    let session = state.sessions.get(&call.cid);
+    // Every user the view shows, read with the members in one trip to the store.
+    let mut ids = vec![call.created_by.clone()];
+    if let Some(s) = &session {
+        ids.extend(s.participants.iter().map(|p| p.user_id.clone()));
+    }
+    let (members, users) = state.store.members_and_users(&call.cid, ids).await?;
     let call_type = CallType::parse(&call.call_type).unwrap_or(CallType::Default);
     let role = model::call_role(caller.user_id(), caller.role(), call, &members);
-    let session = state.sessions.get(&call.cid);
     let mut participant_json = Vec::new();
     if let Some(s) = &session {
         for p in &s.participants {
             participant_json.push(json!({
-                "user": user_json_or_stub(state, &p.user_id)?,
+                "user": user_or_stub(&users, &p.user_id),
                 "user_session_id": p.user_session_id,
-                "role": state.store.user(&p.user_id)?.map(|u| u.role).unwrap_or_default(),
+                "role": users.get(&p.user_id).map(|u| u.role.clone()).unwrap_or_default(),
                 "joined_at": p.joined_at,
             }));
         }
@@ -40,11 +58,11 @@ pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result
         participants: participant_json,
         started_at: Some(&s.started_at),
     });
-    let created_by = user_json_or_stub(state, &call.created_by)?;
+    let created_by = user_or_stub(&users, &call.created_by);
     let mut members_json = Vec::new();
     let mut membership = Value::Null;
     for m in &members {
-        let mj = model::member_json(m, &user_json_or_stub(state, &m.user_id)?);
+        let mj = model::member_json(m, &user_or_stub(&users, &m.user_id));
         if caller.user_id() == Some(m.user_id.as_str()) {
             membership = mj.clone();
         }
@@ -66,10 +84,11 @@ pub fn call_view(state: &AppState, caller: &Caller, call: &CallRecord) -> Result
 }
 
 /// The call, or Stream's "does not exist" (code 16).
-pub fn load_call(state: &AppState, cid: &str) -> Result<CallRecord, ApiError> {
+pub async fn load_call(state: &AppState, cid: &str) -> Result<CallRecord, ApiError> {
     state
         .store
-        .call(cid)?
+        .call(cid)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("call {cid} does not exist")))
 }
 
@@ -95,8 +114,12 @@ pub fn may_read(caller: &Caller, call: &CallRecord) -> Result<(), ApiError> {
 }
 
 /// What the caller is to the call, from the stored members.
-pub fn role_in(state: &AppState, caller: &Caller, call: &CallRecord) -> Result<CallRole, ApiError> {
-    let members = state.store.members(&call.cid)?;
+pub async fn role_in(
+    state: &AppState,
+    caller: &Caller,
+    call: &CallRecord,
+) -> Result<CallRole, ApiError> {
+    let members = state.store.members(&call.cid).await?;
     Ok(model::call_role(
         caller.user_id(),
         caller.role(),
@@ -106,13 +129,13 @@ pub fn role_in(state: &AppState, caller: &Caller, call: &CallRecord) -> Result<C
 }
 
 /// Refuses callers who do not host the call, with `refusal` as the message.
-pub fn require_host(
+pub async fn require_host(
     state: &AppState,
     caller: &Caller,
     call: &CallRecord,
     refusal: &str,
 ) -> Result<(), ApiError> {
-    if role_in(state, caller, call)? == CallRole::Host {
+    if role_in(state, caller, call).await? == CallRole::Host {
         Ok(())
     } else {
         Err(ApiError::not_allowed(refusal))

@@ -168,7 +168,7 @@ impl SocketTask {
                 overflowed: overflowed.clone(),
             },
         );
-        let me = match task.state.store.user(&user_id) {
+        let me = match task.state.store.user(&user_id).await {
             Ok(Some(user)) => model::own_user_json(&user),
             _ => json!({"id": user_id, "role": "user"}),
         };
@@ -189,7 +189,7 @@ impl SocketTask {
                 .get(&cid)
                 .map(|s| s.id)
                 .unwrap_or_default();
-            let _ = announce_left(&task.state, &cid, &session_id, &participant);
+            let _ = announce_left(&task.state, &cid, &session_id, &participant).await;
         }
         tracing::debug!(target: "coordinator", %user_id, %connection_id, "socket closed");
     }
@@ -233,9 +233,9 @@ impl SocketTask {
             .await;
             return None;
         }
-        let result = (|| {
+        let result = async {
             let frame = parse_auth_frame(&text)?;
-            let (user_id, token_role) = verify_user_token(&self.state, &frame.token)?;
+            let (user_id, token_role) = verify_user_token(&self.state, &frame.token).await?;
             if frame.user_details.id != user_id {
                 return Err(ApiError::new(
                     ErrorCode::Input,
@@ -256,9 +256,11 @@ impl SocketTask {
             };
             self.state
                 .store
-                .upsert_user(&user_id, &details, &token_role)?;
-            Ok(user_id)
-        })();
+                .upsert_user(&user_id, &details, &token_role)
+                .await?;
+            Ok::<_, ApiError>(user_id)
+        }
+        .await;
         let user_id = match result {
             Ok(user_id) => user_id,
             Err(e) => {

@@ -42,12 +42,12 @@ pub async fn get_call(
     connection: ConnectionId,
 ) -> Result<Response, ApiError> {
     let cid = path.cid();
-    let call = load_call(&state, &cid)?;
+    let call = load_call(&state, &cid).await?;
     may_read(&caller, &call)?;
     watch_if_connected(&state, &caller, &connection, &cid);
     Ok(reply(
         StatusCode::OK,
-        call_view(&state, &caller, &call)?,
+        call_view(&state, &caller, &call).await?,
         started,
     ))
 }
@@ -131,7 +131,7 @@ fn member_rows(state: &AppState, requests: Vec<MemberRequest>) -> Result<Vec<Mem
 
 /// Creates the call if it does not exist. Returns the call and whether it was created.
 /// Only creating takes from the caller's address's call-creation bucket.
-fn get_or_create(
+async fn get_or_create(
     state: &AppState,
     caller: &Caller,
     peer: PeerIp,
@@ -139,7 +139,7 @@ fn get_or_create(
     data: Option<CallData>,
 ) -> Result<(CallRecord, bool), ApiError> {
     let cid = path.cid();
-    if let Some(call) = state.store.call(&cid)? {
+    if let Some(call) = state.store.call(&cid).await? {
         return Ok((call, false));
     }
     let Some(creator) = caller.user_id() else {
@@ -169,11 +169,12 @@ fn get_or_create(
         created_at: now.clone(),
         updated_at: now,
     };
-    let created = state.store.create_call(&call, &members)?;
+    let created = state.store.create_call(&call, &members).await?;
     // Someone else may have created it between the read and the insert.
     let call = state
         .store
-        .call(&cid)?
+        .call(&cid)
+        .await?
         .ok_or_else(|| ApiError::internal("the call vanished while being created"))?;
     Ok((call, created))
 }
@@ -187,13 +188,13 @@ pub async fn get_or_create_call(
     connection: ConnectionId,
     JsonBody(body): JsonBody<GetOrCreateBody>,
 ) -> Result<Response, ApiError> {
-    let (call, created) = get_or_create(&state, &caller, peer, &path, body.data)?;
+    let (call, created) = get_or_create(&state, &caller, peer, &path, body.data).await?;
     may_read(&caller, &call)?;
     watch_if_connected(&state, &caller, &connection, &call.cid);
     if created {
-        announce_created(&state, &caller, &call)?;
+        announce_created(&state, &caller, &call).await?;
     }
-    let mut view = call_view(&state, &caller, &call)?;
+    let mut view = call_view(&state, &caller, &call).await?;
     view["created"] = json!(created);
     Ok(reply(created_or_ok(created), view, started))
 }
@@ -253,25 +254,25 @@ pub async fn join_call(
         }
     }
     let (call, created) = if body.create {
-        get_or_create(&state, &caller, peer, &path, body.data)?
+        get_or_create(&state, &caller, peer, &path, body.data).await?
     } else {
-        (load_call(&state, &path.cid())?, false)
+        (load_call(&state, &path.cid()).await?, false)
     };
-    if call.backstage && role_in(&state, &caller, &call)? != CallRole::Host {
+    if call.backstage && role_in(&state, &caller, &call).await? != CallRole::Host {
         return Err(ApiError::not_allowed(
             "the call is in backstage: only its hosts can join until it goes live",
         ));
     }
     watch_if_connected(&state, &caller, &connection, &call.cid);
     if created {
-        announce_created(&state, &caller, &call)?;
+        announce_created(&state, &caller, &call).await?;
     }
     let (session, participant) = state
         .sessions
         .join(&call.cid, user_id, connection.0.as_deref());
-    announce_joined(&state, &call.cid, &session.id, &participant, caller.role())?;
+    announce_joined(&state, &call.cid, &session.id, &participant, caller.role()).await?;
 
-    let mut view = call_view(&state, &caller, &call)?;
+    let mut view = call_view(&state, &caller, &call).await?;
     view["created"] = json!(created);
     view["credentials"] = sfu_credentials(&state, user_id);
     view["stats_options"] = json!({"enable_rtc_stats": false, "reporting_interval_ms": 0});
@@ -291,7 +292,7 @@ pub async fn leave_call(
     let cid = path.cid();
     let session_id = state.sessions.get(&cid).map(|s| s.id).unwrap_or_default();
     for participant in state.sessions.leave(&cid, user_id) {
-        announce_left(&state, &cid, &session_id, &participant)?;
+        announce_left(&state, &cid, &session_id, &participant).await?;
     }
     Ok(reply(StatusCode::OK, json!({}), started))
 }
@@ -312,13 +313,14 @@ pub async fn update_members(
     JsonBody(body): JsonBody<UpdateMembersBody>,
 ) -> Result<Response, ApiError> {
     let cid = path.cid();
-    let call = load_call(&state, &cid)?;
+    let call = load_call(&state, &cid).await?;
     require_host(
         &state,
         &caller,
         &call,
         "only the call's hosts can change its members",
-    )?;
+    )
+    .await?;
     let upserts = member_rows(&state, body.update_members)?;
     check_request_size(&state, "removed", body.remove_members.len())?;
     for id in &body.remove_members {
@@ -326,7 +328,8 @@ pub async fn update_members(
     }
     let existing: Vec<String> = state
         .store
-        .members(&cid)?
+        .members(&cid)
+        .await?
         .into_iter()
         .map(|m| m.user_id)
         .collect();
@@ -344,18 +347,20 @@ pub async fn update_members(
     }
     // Tell removed members before they stop being members.
     if !body.remove_members.is_empty() {
-        let view = call_view(&state, &caller, &call)?;
+        let view = call_view(&state, &caller, &call).await?;
         emit_call_event(
             &state,
             &cid,
             EventType::MemberRemoved,
             json!({"call": view["call"], "members": body.remove_members}),
-        )?;
+        )
+        .await?;
     }
     state
         .store
-        .update_members(&cid, &upserts, &body.remove_members)?;
-    let view = call_view(&state, &caller, &call)?;
+        .update_members(&cid, &upserts, &body.remove_members)
+        .await?;
+    let view = call_view(&state, &caller, &call).await?;
     let (added, updated): (Vec<&MemberRow>, Vec<&MemberRow>) = upserts
         .iter()
         .partition(|(id, _, _)| !existing.contains(id));
@@ -378,7 +383,8 @@ pub async fn update_members(
                 &cid,
                 event_type,
                 json!({"call": view["call"], "members": members_of(rows)}),
-            )?;
+            )
+            .await?;
         }
     }
     Ok(reply(StatusCode::OK, json!({}), started))
@@ -439,8 +445,8 @@ pub async fn query_calls(
     let cids = cids_in_filter(&filter)?;
     let type_filter = filter.get("type").and_then(Value::as_str);
     let mut calls = Vec::new();
-    for cid in state.store.calls(cids.as_deref(), limit)? {
-        let Some(call) = state.store.call(&cid)? else {
+    for cid in state.store.calls(cids.as_deref(), limit).await? {
+        let Some(call) = state.store.call(&cid).await? else {
             continue;
         };
         if type_filter.is_some_and(|t| t != call.call_type) || may_read(&caller, &call).is_err() {
@@ -449,7 +455,7 @@ pub async fn query_calls(
         if body.watch {
             watch_if_connected(&state, &caller, &connection, &cid);
         }
-        calls.push(call_view(&state, &caller, &call)?);
+        calls.push(call_view(&state, &caller, &call).await?);
     }
     Ok(reply(StatusCode::CREATED, json!({"calls": calls}), started))
 }

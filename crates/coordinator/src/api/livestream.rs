@@ -38,24 +38,28 @@ fn livestream_only(call: &CallRecord) -> Result<(), ApiError> {
 }
 
 /// The call a host acts on: it exists and the caller hosts it.
-fn hosted_call(state: &AppState, caller: &Caller, path: &CallPath) -> Result<CallRecord, ApiError> {
-    let call = load_call(state, &path.cid())?;
-    require_host(state, caller, &call, HOSTS_ONLY)?;
+async fn hosted_call(
+    state: &AppState,
+    caller: &Caller,
+    path: &CallPath,
+) -> Result<CallRecord, ApiError> {
+    let call = load_call(state, &path.cid()).await?;
+    require_host(state, caller, &call, HOSTS_ONLY).await?;
     Ok(call)
 }
 
 /// Leaves or enters backstage, and tells the watchers.
-fn set_live(
+async fn set_live(
     state: &AppState,
     caller: &Caller,
     path: &CallPath,
     live: bool,
     started: Started,
 ) -> Result<Response, ApiError> {
-    let call = hosted_call(state, caller, path)?;
-    state.store.set_backstage(&call.cid, !live)?;
-    let call = state.store.call(&call.cid)?.unwrap_or(call);
-    let view = call_view(state, caller, &call)?;
+    let call = hosted_call(state, caller, path).await?;
+    state.store.set_backstage(&call.cid, !live).await?;
+    let call = state.store.call(&call.cid).await?.unwrap_or(call);
+    let view = call_view(state, caller, &call).await?;
     let (event_type, event) = if live {
         (EventType::CallLiveStarted, json!({"call": view["call"]}))
     } else {
@@ -64,7 +68,7 @@ fn set_live(
             json!({"call": view["call"], "capabilities_by_role": {}}),
         )
     };
-    emit_call_event(state, &call.cid, event_type, event)?;
+    emit_call_event(state, &call.cid, event_type, event).await?;
     Ok(reply(
         StatusCode::OK,
         json!({"call": view["call"]}),
@@ -79,7 +83,7 @@ pub async fn go_live(
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_live(&state, &caller, &path, true, started)
+    set_live(&state, &caller, &path, true, started).await
 }
 
 pub async fn stop_live(
@@ -89,17 +93,17 @@ pub async fn stop_live(
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_live(&state, &caller, &path, false, started)
+    set_live(&state, &caller, &path, false, started).await
 }
 
-fn set_broadcasting(
+async fn set_broadcasting(
     state: &Shared,
     caller: &Caller,
     path: &CallPath,
     running: bool,
     started: Started,
 ) -> Result<Response, ApiError> {
-    let call = hosted_call(state, caller, path)?;
+    let call = hosted_call(state, caller, path).await?;
     livestream_only(&call)?;
     if running && !state.broadcasts.has_playlist(&call.cid) {
         return Err(ApiError::input(
@@ -117,7 +121,7 @@ fn set_broadcasting(
             state.broadcasts.sweep(grace);
         });
     }
-    let view = call_view(state, caller, &call)?;
+    let view = call_view(state, caller, &call).await?;
     let playlist_url = state.broadcasts.playlist_url(&state.base_url, &call.cid);
     if running {
         emit_call_event(
@@ -125,14 +129,16 @@ fn set_broadcasting(
             &call.cid,
             EventType::HlsBroadcastingStarted,
             json!({"hls_playlist_url": playlist_url, "call": view["call"]}),
-        )?;
+        )
+        .await?;
     } else {
         emit_call_event(
             state,
             &call.cid,
             EventType::HlsBroadcastingStopped,
             json!({"call": view["call"]}),
-        )?;
+        )
+        .await?;
     }
     Ok(reply(
         StatusCode::OK,
@@ -149,7 +155,7 @@ pub async fn start_broadcasting(
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_broadcasting(&state, &caller, &path, true, started)
+    set_broadcasting(&state, &caller, &path, true, started).await
 }
 
 pub async fn stop_broadcasting(
@@ -159,7 +165,7 @@ pub async fn stop_broadcasting(
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_broadcasting(&state, &caller, &path, false, started)
+    set_broadcasting(&state, &caller, &path, false, started).await
 }
 
 /// The `{file}` of an upload: the playlist or a numbered segment, else refused.
@@ -193,7 +199,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let call = hosted_call(&state, &caller, &path)?;
+    let call = hosted_call(&state, &caller, &path).await?;
     livestream_only(&call)?;
     let budget = state.limits.hls_budget();
     let max = budget.upload_bytes;
@@ -251,14 +257,14 @@ fn no_such_file() -> Response {
 /// Whether a call's HLS files may be served: a livestream that is live (not backstage) and
 /// broadcasting, or stopped within the grace period. Anything else is 404, as a CDN answers
 /// for a stream it does not have.
-fn servable_cid(state: &AppState, call_type: &str, id: &str) -> Option<String> {
+async fn servable_cid(state: &AppState, call_type: &str, id: &str) -> Option<String> {
     let call_type = ids::call_type(call_type).ok()?;
     let id = ids::call_id(id).ok()?;
     if call_type != CallType::Livestream {
         return None;
     }
     let cid = CallCid::new(call_type, id).to_string();
-    let call = state.store.call(&cid).ok()??;
+    let call = state.store.call(&cid).await.ok()??;
     let grace = state.limits.hls_ended_grace;
     (!call.backstage && state.broadcasts.servable(&cid, grace)).then_some(cid)
 }
@@ -274,7 +280,7 @@ pub async fn serve(
     let Some(file) = HlsFile::parse(&file) else {
         return no_such_file();
     };
-    let Some(cid) = servable_cid(&state, &call_type, &id) else {
+    let Some(cid) = servable_cid(&state, &call_type, &id).await else {
         return no_such_file();
     };
     match (file, state.broadcasts.file(&cid, file)) {

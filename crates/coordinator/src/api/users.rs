@@ -119,7 +119,7 @@ pub async fn create_guest(
         } else {
             suffixed(&base)
         };
-        if let Some(created) = state.store.insert_new_user(&id, &details, "guest")? {
+        if let Some(created) = state.store.insert_new_user(&id, &details, "guest").await? {
             user = Some(created);
             break;
         }
