@@ -28,6 +28,19 @@ async fn reads_are_answered_while_a_long_write_runs() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
+    // The readers have been seen before: a token user's first request also records the user
+    // (a write), so that no guest can take the id later.
+    let readers: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            let user = format!("reader-{i}");
+            let token = c.mint_token(&user, None);
+            (user, token)
+        })
+        .collect();
+    for (user, token) in &readers {
+        let (status, body) = rest.get("/call/default/busy", As::User(user, token)).await;
+        assert_eq!(status, 200, "{body}");
+    }
 
     // Another process holds SQLite's write lock: the coordinator's next write waits on it
     // (busy timeout), as it would behind a long transaction.
@@ -46,14 +59,9 @@ async fn reads_are_answered_while_a_long_write_runs() {
 
     // Meanwhile, reads from several clients are answered promptly.
     let started = Instant::now();
-    let reads = futures_util::future::join_all((0..20).map(|i| {
+    let reads = futures_util::future::join_all(readers.iter().map(|(user, token)| {
         let rest = Rest::new(&c);
-        let token = c.mint_token(&format!("reader-{i}"), None);
-        async move {
-            let user = format!("reader-{i}");
-            rest.get("/call/default/busy", As::User(&user, &token))
-                .await
-        }
+        async move { rest.get("/call/default/busy", As::User(user, token)).await }
     }))
     .await;
     let took = started.elapsed();
