@@ -4,6 +4,9 @@
 //! refused (or, for guests, must not touch anyone else's record), the stored users, calls and
 //! members must be unchanged afterwards, and the same server must answer throughout.
 //!
+//! Over 600 lines on purpose: one server and one report for the whole suite, so the figures
+//! it prints (inputs tried, refused, restarts, data lost) cover every attack in one run.
+//!
 //! Listener-level attacks (slow headers, idle connection floods, the Host header) are tested
 //! with the listener's own hardening, not here. Every loop here is bounded.
 

@@ -9,60 +9,32 @@
 //! lock. An in-memory store (tests) has one connection for both.
 //!
 //! Schema changes are numbered migrations tracked in `PRAGMA user_version`.
+//!
+//! `pool.rs` holds the connections, the migrations and the private file modes; `rows.rs`
+//! the statements shared by several methods; this file the store's own API.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 /// The database file inside the data folder.
+mod pool;
+mod rows;
+
+use pool::*;
+use rows::*;
+
 pub const DB_FILE: &str = "coordinator.sqlite3";
 
 /// Reader connections of a file-backed store.
 const READERS: usize = 4;
 
 /// Each entry moves the schema one version up; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[
-    // 1: the first schema.
-    "CREATE TABLE apps (
-        api_key TEXT PRIMARY KEY,
-        api_secret TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE users (
-        id TEXT PRIMARY KEY,
-        name TEXT,
-        image TEXT,
-        custom TEXT NOT NULL DEFAULT '{}',
-        role TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE calls (
-        cid TEXT PRIMARY KEY,
-        type TEXT NOT NULL,
-        id TEXT NOT NULL,
-        created_by TEXT NOT NULL,
-        custom TEXT NOT NULL DEFAULT '{}',
-        backstage INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE members (
-        call_cid TEXT NOT NULL REFERENCES calls(cid) ON DELETE CASCADE,
-        user_id TEXT NOT NULL,
-        role TEXT NOT NULL,
-        custom TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (call_cid, user_id)
-    );",
-];
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -120,47 +92,7 @@ pub struct UserDetails {
 }
 
 /// The connections: one writer, and readers that may be empty (reads then use the writer).
-struct Pool {
-    writer: Mutex<Connection>,
-    readers: Vec<Mutex<Connection>>,
-    /// Where the next read starts looking for a free reader.
-    next_reader: AtomicUsize,
-    /// One permit per connection a read may use, and one for the writer.
-    read_slots: Semaphore,
-    write_slot: Semaphore,
-}
 
-/// A poisoned lock is still safe to use: a panic while holding it cannot leave SQLite
-/// half-written (each write is one statement or transaction).
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Pool {
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
-    }
-
-    /// A free reader. The caller holds a read permit, so one is free unless a blocking
-    /// (start-up) call holds it; then it waits for the one it started at.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        if self.readers.is_empty() {
-            return self.writer();
-        }
-        let count = self.readers.len();
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % count;
-        for i in 0..count {
-            match self.readers[(start + i) % count].try_lock() {
-                Ok(guard) => return guard,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => continue,
-            }
-        }
-        lock(&self.readers[start])
-    }
-}
-
-/// The coordinator's database. Cloning it is cheap and shares the connections.
 #[derive(Clone)]
 pub struct Store {
     pool: Arc<Pool>,
@@ -557,178 +489,6 @@ impl Store {
         })
         .await
     }
-}
-
-fn first_app(conn: &Connection) -> Result<Option<(String, String)>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT api_key, api_secret FROM apps ORDER BY created_at LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
-}
-
-fn user_in(conn: &Connection, id: &str) -> Result<Option<UserRecord>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT id, name, image, custom, role, created_at, updated_at FROM users WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get::<_, String>(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })
-        .optional()?;
-    row.map(
-        |(id, name, image, custom, role, created_at, updated_at)| -> Result<_, StoreError> {
-            Ok(UserRecord {
-                id,
-                name,
-                image,
-                custom: serde_json::from_str(&custom)?,
-                role,
-                created_at,
-                updated_at,
-            })
-        },
-    )
-    .transpose()
-}
-
-fn call_in(conn: &Connection, cid: &str) -> Result<Option<CallRecord>, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT cid, type, id, created_by, custom, backstage, created_at, updated_at
-             FROM calls WHERE cid = ?1",
-            [cid],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            },
-        )
-        .optional()?;
-    row.map(
-        |(cid, call_type, id, created_by, custom, backstage, created_at, updated_at)| {
-            Ok(CallRecord {
-                cid,
-                call_type,
-                id,
-                created_by,
-                custom: serde_json::from_str(&custom)?,
-                backstage,
-                created_at,
-                updated_at,
-            })
-        },
-    )
-    .transpose()
-}
-
-fn members_in(conn: &Connection, cid: &str) -> Result<Vec<MemberRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT user_id, role, custom, created_at, updated_at FROM members
-         WHERE call_cid = ?1 ORDER BY created_at, user_id",
-    )?;
-    let rows = stmt.query_map([cid], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-        ))
-    })?;
-    let mut members = Vec::new();
-    for row in rows {
-        let (user_id, role, custom, created_at, updated_at) = row?;
-        members.push(MemberRecord {
-            user_id,
-            role,
-            custom: serde_json::from_str(&custom)?,
-            created_at,
-            updated_at,
-        });
-    }
-    Ok(members)
-}
-
-/// Creates `dir` and missing parents as 0700 (owner only). An existing folder is left as it
-/// is: it may be one the user chose and shares on purpose; the database file is still private.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Creates `path` as 0600 if missing, and makes an existing file 0600.
-fn make_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
-    #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    drop(file);
-    Ok(())
-}
-
-fn upsert_member(
-    tx: &rusqlite::Transaction<'_>,
-    cid: &str,
-    user_id: &str,
-    role: &str,
-    custom: &Value,
-) -> Result<(), StoreError> {
-    let now = now();
-    // A member must be a user; unknown ids become users with the default role.
-    tx.execute(
-        "INSERT OR IGNORE INTO users (id, role, created_at, updated_at) VALUES (?1, 'user', ?2, ?2)",
-        params![user_id, now],
-    )?;
-    tx.execute(
-        "INSERT INTO members (call_cid, user_id, role, custom, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-         ON CONFLICT(call_cid, user_id) DO UPDATE SET role = excluded.role,
-           custom = excluded.custom, updated_at = excluded.updated_at",
-        params![cid, user_id, role, serde_json::to_string(custom)?, now],
-    )?;
-    Ok(())
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let supported = MIGRATIONS.len() as i64;
-    if current > supported {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            supported,
-        });
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
 }
 
 /// RFC 3339 with milliseconds, as Stream formats timestamps.
