@@ -326,17 +326,19 @@ pub async fn update_members(
     for id in &body.remove_members {
         ids::user_id(id)?;
     }
-    let existing: Vec<String> = state
+    // Sets, not lists: a call's members times a request's would otherwise be compared pairwise.
+    let existing: std::collections::HashSet<String> = state
         .store
         .members(&cid)
         .await?
         .into_iter()
         .map(|m| m.user_id)
         .collect();
+    let removed: std::collections::HashSet<&String> = body.remove_members.iter().collect();
     let after = existing
         .iter()
         .chain(upserts.iter().map(|(id, _, _)| id))
-        .filter(|id| !body.remove_members.contains(id))
+        .filter(|id| !removed.contains(id))
         .collect::<std::collections::HashSet<_>>()
         .len();
     let max = state.limits.max_members_per_call;
