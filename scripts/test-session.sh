@@ -49,7 +49,13 @@ export NO_AT_BRIDGE=1
 keyring_password=$(head -c 24 /dev/urandom | base64)
 eval "$(printf '%s' "$keyring_password" | gnome-keyring-daemon --unlock --components=secrets | sed 's/^/export /')"
 unset keyring_password
-if pid=$(pgrep -u "$(id -u)" -n gnome-keyring-d); then pids+=("$pid"); fi
+# Stop this session's daemon at the end, and only it: the newest gnome-keyring of the user may
+# belong to another session running beside this one (found killing a parallel run's keyring).
+for pid in $(pgrep -u "$(id -u)" gnome-keyring-d); do
+  if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR"; then
+    pids+=("$pid")
+  fi
+done
 
 # With arguments, run just that command in the session (one test file, a benchmark).
 if [ $# -gt 0 ]; then

@@ -67,7 +67,7 @@ test('remember me keeps a Stream sign-in in the keychain across a restart, and s
     await connected(app);
     await onScreen(app, 'lobby');
     assert.equal(await app.text('#mode'), 'Stream');
-    assert.equal(await app.attribute('#remember-result', 'data-stored'), 'true');
+    assert.equal(await app.attribute('#remember-result', 'data-stored'), 'true', await app.text('#remember-result'));
 
     // Signed in, with a token in use: the diagnostics export holds none of it.
     await app.click('#open-diagnostics');
