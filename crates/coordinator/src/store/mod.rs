@@ -22,19 +22,18 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-/// The database file inside the data folder.
 mod pool;
 mod rows;
 
 use pool::*;
 use rows::*;
 
+/// The database file inside the data folder.
 pub const DB_FILE: &str = "coordinator.sqlite3";
 
 /// Reader connections of a file-backed store.
 const READERS: usize = 4;
 
-/// Each entry moves the schema one version up; never edit one that has shipped.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -91,8 +90,7 @@ pub struct UserDetails {
     pub custom: Option<Value>,
 }
 
-/// The connections: one writer, and readers that may be empty (reads then use the writer).
-
+/// The coordinator's database. Cloning it is cheap and shares the connections.
 #[derive(Clone)]
 pub struct Store {
     pool: Arc<Pool>,

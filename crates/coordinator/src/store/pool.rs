@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::StoreError;
 
+/// Each entry moves the schema one version up; never edit one that has shipped.
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
     "CREATE TABLE apps (
@@ -47,6 +48,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// The connections: one writer, and readers that may be empty (reads then use the writer).
 pub(super) struct Pool {
     pub(super) writer: Mutex<Connection>,
     pub(super) readers: Vec<Mutex<Connection>>,
@@ -87,7 +89,8 @@ impl Pool {
     }
 }
 
-/// The coordinator's database. Cloning it is cheap and shares the connections.
+/// Creates `dir` and missing parents as 0700 (owner only). An existing folder is left as it
+/// is: it may be one the user chose and shares on purpose; the database file is still private.
 pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

@@ -115,9 +115,6 @@ pub(super) fn members_in(conn: &Connection, cid: &str) -> Result<Vec<MemberRecor
     Ok(members)
 }
 
-/// Creates `dir` and missing parents as 0700 (owner only). An existing folder is left as it
-/// is: it may be one the user chose and shares on purpose; the database file is still private.
-
 pub(super) fn upsert_member(
     tx: &rusqlite::Transaction<'_>,
     cid: &str,
