@@ -31,5 +31,5 @@ pub mod ws;
 pub use error::ApiError;
 pub use faults::FaultCommand;
 pub use jwt::{AuthError, Claims, SigningKey};
-pub use server::{start, CoordinatorConfig, RunningCoordinator, StartError};
+pub use server::{start, CoordinatorConfig, ExtraListener, RunningCoordinator, StartError};
 pub use state::Limits;
