@@ -56,8 +56,8 @@ test('a second launch hands its confab://watch link to the open window, which wa
         ['confab://call/default/standup', /does not do/],
         ['confab://join/default/no:colons', /cannot exist/],
         ['confab://join/default/standup?junk=1', /does not understand/],
-        [watchLink(otherToken), /./],
-        [`confab://watch/livestream/demo?host=127.0.0.1:${await freePort()}&key=${coordinator.apiKey}`, /./],
+        [watchLink(otherToken), /it is for another call/],
+        [`confab://watch/livestream/demo?host=127.0.0.1:${await freePort()}&key=${coordinator.apiKey}`, /Could not reach the coordinator/],
       ];
       for (const [link, message] of bad) {
         assert.equal(await secondLaunch(instance, link), 0, link);
