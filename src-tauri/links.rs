@@ -78,6 +78,41 @@ pub fn page_ready(app: &AppHandle) {
     }
 }
 
+/// A second launch hands its arguments to the running instance and returns true, before GTK,
+/// WebKit or the async runtime start: the plugin does the same from inside Tauri's start-up,
+/// and exiting there, with all of them running, now and then crashed (SIGSEGV). The plugin
+/// stays as the running instance's side, and catches a launch that races this check.
+#[cfg(target_os = "linux")]
+pub fn hand_over_to_running_instance(identifier: &str) -> bool {
+    let name = format!("{}.SingleInstance", instance_id(identifier));
+    let path = format!("/{}", name.replace('.', "/").replace('-', "_"));
+    let Ok(connection) = zbus::blocking::Connection::session() else {
+        return false;
+    };
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cwd = std::env::current_dir()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    // Fails (nobody owns the name) when no instance runs: then this launch is the first.
+    connection
+        .call_method(
+            Some(name.as_str()),
+            path.as_str(),
+            Some("org.SingleInstance.DBus"),
+            "ExecuteCallback",
+            &(args, cwd),
+        )
+        .is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn hand_over_to_running_instance(_identifier: &str) -> bool {
+    false
+}
+
 /// The name this instance answers second launches under. `CONFAB_INSTANCE` makes a separate
 /// instance (its own window and name): for tests, which run several windows in one session.
 pub fn instance_id(identifier: &str) -> String {

@@ -29,10 +29,13 @@ fn main() {
     // Both change the environment, which is only sound before any thread starts.
     prefer_lean_webview();
     confab_devices::pulse_cookie::point_cpal_at_pulse_cookie();
-    diagnostics::init_logging();
-
     let context = tauri::generate_context!();
     let identifier = context.config().identifier.clone();
+    if links::hand_over_to_running_instance(&identifier) {
+        return;
+    }
+    diagnostics::init_logging();
+
     let result = tauri::Builder::default()
         // First, so a second launch hands over its link and exits before anything else starts.
         .plugin(
