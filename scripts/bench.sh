@@ -8,10 +8,23 @@
 #   scripts/bench.sh app          the app's start-up time and memory (a real window under Xvfb)
 #   scripts/bench.sh media        the host's H.264 encoder at 1280x720, 30 fps
 #   scripts/bench.sh livestream   a viewer's time to first frame and glass-to-glass latency
+#   scripts/bench.sh installed    the packaged binary's start-up time and memory beside the
+#                                 debug build's (builds the package if it is not unpacked yet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 which=${1:-all}
+if [ "$which" = installed ]; then
+  bash scripts/setup.sh --test
+  installed="$PWD/target/package-check/root/usr/bin/confab"
+  [ -x "$installed" ] || { bash scripts/package.sh; bash scripts/check-package.sh; }
+  cargo build --locked -p confab
+  for app in "$installed" "$PWD/target/debug/confab"; do
+    CONFAB_APP="$app" RUNS="${RUNS:-5}" BENCH_COMPOSITING_ON=0 xvfb-run -a -s "-screen 0 1280x800x24" \
+      dbus-run-session -- keyctl session - bash scripts/test-session.sh node tests/e2e/bench-startup.mjs
+  done
+  exit
+fi
 cargo build --release --locked -p confab-coordinator --bin confab-coordinator
 if [ "$which" = all ] || [ "$which" = coordinator ]; then
   cargo bench --locked -p confab-coordinator --bench sockets

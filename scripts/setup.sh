@@ -2,13 +2,16 @@
 # Installs what Confab needs on Debian 12, only where it is missing, so a second run is quick.
 #   scripts/setup.sh          build and run the app
 #   scripts/setup.sh --test   also the test tools: Xvfb, WebKitWebDriver, tauri-driver,
-#                             gnome-keyring, keyutils, PulseAudio, Node
+#                             gnome-keyring, keyutils, PulseAudio, Node, and what packaging needs
+#   scripts/setup.sh --package  also Tauri's CLI (its bundler makes the .deb and .rpm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 with_test_tools=false
-[ "${1:-}" = "--test" ] && with_test_tools=true
+with_packaging=false
+[ "${1:-}" = "--test" ] && with_test_tools=true && with_packaging=true
+[ "${1:-}" = "--package" ] && with_packaging=true
 
 packages=(
   # build: WebKitGTK for the window, ALSA/D-Bus for cpal and keyring, clang for bindgen,
@@ -73,6 +76,14 @@ fi
 mkdir -p ui/vendor
 cmp -s "$deps/node_modules/hls.js/dist/hls.light.min.js" ui/vendor/hls.light.min.js ||
   cp "$deps/node_modules/hls.js/dist/hls.light.min.js" ui/vendor/hls.light.min.js
+
+# Tauri's CLI from npm (it ships its prebuilt binary), pinned by scripts/tauri-cli/package-lock.json
+# to the tauri crates' version.
+cli=scripts/tauri-cli
+if $with_packaging && [ ! "$cli/node_modules/.package-lock.json" -nt "$cli/package-lock.json" ]; then
+  echo "setup: installing Tauri's CLI (npm @tauri-apps/cli)"
+  npm ci --prefix "$cli" --no-audit --no-fund --loglevel=error
+fi
 
 if $with_test_tools && ! command -v tauri-driver >/dev/null 2>&1; then
   echo "setup: installing tauri-driver"

@@ -24,3 +24,9 @@ bash scripts/fuzz.sh 10
 echo "== tests"
 xvfb-run -a -s "-screen 0 1280x800x24" \
   dbus-run-session -- keyctl session - bash scripts/test-session.sh
+
+# The release bundles (a release build: several minutes on a cold cache), their metadata, and
+# the installed binary's smoke test.
+echo "== package"
+bash scripts/package.sh
+bash scripts/check-package.sh

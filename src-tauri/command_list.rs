@@ -30,6 +30,8 @@ macro_rules! app_commands {
             calls::set_live,
             calls::viewer_token,
             calls::watch_livestream,
+            hosting::start_hosting,
+            hosting::stop_hosting,
         }
     };
 }

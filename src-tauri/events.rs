@@ -16,10 +16,12 @@ pub const DEVICE: &str = "confab:device";
 pub const MIC_LEVEL: &str = "confab:mic-level";
 /// The answer to `ping` (`Pong`).
 pub const PONG: &str = "confab:pong";
+/// A `confab://` link to follow, or why it cannot be (`LinkEvent`).
+pub const LINK: &str = "confab:link";
 
 /// Every event name, for the test that checks the page listens to no other.
 #[cfg(test)]
-pub const ALL: &[&str] = &[CONNECTION, CALL, BROADCAST, DEVICE, MIC_LEVEL, PONG];
+pub const ALL: &[&str] = &[CONNECTION, CALL, BROADCAST, DEVICE, MIC_LEVEL, PONG, LINK];
 
 /// Sends each part of the session's status to the page when it changes.
 pub fn forward_status(app: AppHandle, session: &SessionHandle) {

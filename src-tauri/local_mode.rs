@@ -1,11 +1,14 @@
 //! Local mode: the coordinator embedded in the app, so Confab works without a Stream account.
 
-use confab_coordinator::{CoordinatorConfig, RunningCoordinator};
+use confab_coordinator::{CoordinatorConfig, ExtraListener, RunningCoordinator};
 use tauri::{AppHandle, Manager};
 
 /// The embedded coordinator, kept in Tauri's state for as long as the app runs.
 pub struct LocalMode {
     pub coordinator: RunningCoordinator,
+    /// The same coordinator on this computer's network address, while hosting for the
+    /// network (hosting.rs); `None` (the default) keeps it on loopback only.
+    pub lan: tokio::sync::Mutex<Option<ExtraListener>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +28,10 @@ pub fn start(app: &AppHandle) -> Result<LocalMode, LocalModeError> {
     };
     let coordinator = tauri::async_runtime::block_on(confab_coordinator::start(config))?;
     tracing::info!(target: "confab::shell", base_url = coordinator.base_url(), "local mode ready");
-    Ok(LocalMode { coordinator })
+    Ok(LocalMode {
+        coordinator,
+        lan: tokio::sync::Mutex::new(None),
+    })
 }
 
 /// The session the window drives, on the embedded coordinator and the OS keychain.

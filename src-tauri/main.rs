@@ -11,6 +11,8 @@ mod devices;
 mod diagnostics;
 mod error;
 mod events;
+mod hosting;
+mod links;
 mod local_mode;
 mod session;
 mod shell;
@@ -27,9 +29,22 @@ fn main() {
     // Both change the environment, which is only sound before any thread starts.
     prefer_lean_webview();
     confab_devices::pulse_cookie::point_cpal_at_pulse_cookie();
+    let context = tauri::generate_context!();
+    let identifier = context.config().identifier.clone();
+    if links::hand_over_to_running_instance(&identifier) {
+        return;
+    }
     diagnostics::init_logging();
 
     let result = tauri::Builder::default()
+        // First, so a second launch hands over its link and exits before anything else starts.
+        .plugin(
+            tauri_plugin_single_instance::Builder::new()
+                .callback(|app, args, _cwd| links::second_launch(app, args))
+                .dbus_id(links::instance_id(&identifier))
+                .build(),
+        )
+        .manage(links::LinkInbox::default())
         .setup(|app| {
             app.manage(diagnostics::attach_files(app.handle())?);
             let local = local_mode::start(app.handle())?;
@@ -42,6 +57,8 @@ fn main() {
             if let Some(window) = app.get_webview_window("main") {
                 close_with_page(&window)?;
             }
+            // This launch's own link waits until the page listens.
+            links::receive(app.handle(), std::env::args().collect());
             Ok(())
         })
         .on_window_event(|window, event| {
@@ -53,7 +70,7 @@ fn main() {
             }
         })
         .invoke_handler(app_commands!(invoke_handler))
-        .run(tauri::generate_context!());
+        .run(context);
     if let Err(e) = result {
         eprintln!("confab: could not start the window: {e}");
         std::process::exit(1);

@@ -41,11 +41,13 @@ pub async fn join_as_guest(
     backend: Backend,
     name: String,
     image: Option<String>,
+    trust_local_network: Option<bool>,
 ) -> Result<SignedIn, CommandError> {
     let form = GuestForm {
         backend,
         name,
         image,
+        trust_local_network: trust_local_network.unwrap_or(false),
     };
     Ok(session.join_as_guest(form).await?)
 }

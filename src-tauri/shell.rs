@@ -69,10 +69,12 @@ pub fn ping(window: WebviewWindow, nonce: String) -> Result<(), CommandError> {
 /// The page calls this once it has drawn its first screen. With `CONFAB_REPORT_READY` set the
 /// app prints a line the start-up benchmark waits for (it times from spawning the process).
 #[tauri::command]
-pub fn ui_ready(phases: Option<std::collections::BTreeMap<String, f64>>) {
+pub fn ui_ready(app: tauri::AppHandle, phases: Option<std::collections::BTreeMap<String, f64>>) {
     // When each start-up step finished, in ms on the page's clock (from its navigation).
     let phases = phases.unwrap_or_default();
     tracing::info!(target: "confab::shell", ?phases, "ui ready");
+    // The page listens now: links that came before it are sent.
+    crate::links::page_ready(&app);
     if std::env::var_os("CONFAB_REPORT_READY").is_some() {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

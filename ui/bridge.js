@@ -13,6 +13,8 @@ export const EVENTS = Object.freeze({
   device: 'confab:device',
   micLevel: 'confab:mic-level',
   pong: 'confab:pong',
+  /** A confab:// link to follow ({link}) or why it cannot be ({error: {code, message}}). */
+  link: 'confab:link',
 });
 
 /** Calls `onPayload` with each `event`'s payload; resolves to a function that stops listening. */
@@ -60,7 +62,7 @@ export const playTestTone = () => invoke('play_test_tone');
 /** `args`: { backend, userId, name, token, tokenUrl, remember }. */
 export const signIn = (args) => invoke('sign_in', args);
 export const restoreSignIn = () => invoke('restore_sign_in');
-/** `args`: { backend, name, image }. */
+/** `args`: { backend, name, image, trustLocalNetwork }. */
 export const joinAsGuest = (args) => invoke('join_as_guest', args);
 export const signOut = () => invoke('sign_out');
 
@@ -72,3 +74,7 @@ export const setLive = (live) => invoke('set_live', { live });
 export const viewerToken = () => invoke('viewer_token');
 export const watchLivestream = (backend, callId, callToken) =>
   invoke('watch_livestream', { backend, callId, callToken });
+
+// Hosting for your network: resolves to { address, invite_link, qr_code }.
+export const startHosting = (callType, callId) => invoke('start_hosting', { callType, callId });
+export const stopHosting = () => invoke('stop_hosting');

@@ -3,11 +3,13 @@
 //   router.js       moving between the screens; state.js what more than one module reads
 //   status.js       status bar and error banner; devices.js pickers, preview, meter
 //   diagnostics.js  panel, token inspector, timeline, log levels, export
+//   links.js        following confab:// links
 //   screens/*.js    start, lobby, call, watch: each with enter(context) and leave()
 import { EVENTS, listen, uiReady } from './bridge.js';
 import * as devices from './devices.js';
 import * as diagnostics from './diagnostics.js';
 import { $ } from './dom.js';
+import * as links from './links.js';
 import { addScreen } from './router.js';
 import * as call from './screens/call.js';
 import * as lobby from './screens/lobby.js';
@@ -32,6 +34,8 @@ Promise.all([
   listen(EVENTS.connection, showConnection),
   listen(EVENTS.broadcast, call.showBroadcast),
   listen(EVENTS.call, call.update),
+  // Links from this launch wait in the backend until ui_ready, so this is heard first.
+  listen(EVENTS.link, (payload) => links.follow(payload).catch((err) => console.error(err))),
 ])
   // Only once the events are heard: a restored sign-in connects straight away.
   .then(() => timed('restore_sign_in', start.restoreSignIn()))

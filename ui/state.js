@@ -5,4 +5,9 @@ export const state = {
   screen: 'start',
   /** The call on the call screen, as join_call and EVENTS.call give it; null outside a call. */
   call: null,
+  /** 'local' or 'stream' while signed in (sign-in's answer); null when signed out. */
+  backend: null,
+  /** A call a confab://join link asked for: { call_type, call_id, backend }, filled into the
+   *  lobby after sign-in (with a backend: an invite, signing in there as a guest). */
+  pendingJoin: null,
 };

@@ -106,7 +106,7 @@ async function lobbyMemory(label, env) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 process.env.CONFAB_APP = application;
-console.log(`app: ${path.relative(repoRoot, application)}`);
+console.log(`app: ${application.startsWith(repoRoot) ? path.relative(repoRoot, application) : application}`);
 const dropped = await dropPageCache();
 const first = await startToReady();
 console.log(`start to ready, first run${dropped ? ' after dropping the page cache' : ' (page cache not dropped: not root)'}: ${first.toFixed(0)} ms`);
@@ -115,4 +115,6 @@ for (let i = 0; i < RUNS; i++) warm.push(await startToReady());
 console.log(`start to ready, warm: median ${median(warm).toFixed(0)} ms over ${RUNS} runs (min ${Math.min(...warm).toFixed(0)}, max ${Math.max(...warm).toFixed(0)}) [target: 1000 ms]`);
 // As shipped the app turns WebKit's accelerated compositing off; side by side, with it on.
 await lobbyMemory('as shipped: compositing off', {});
-await lobbyMemory('compositing on (CONFAB_WEBKIT_COMPOSITING=1)', { CONFAB_WEBKIT_COMPOSITING: '1' });
+if (process.env.BENCH_COMPOSITING_ON !== '0') {
+  await lobbyMemory('compositing on (CONFAB_WEBKIT_COMPOSITING=1)', { CONFAB_WEBKIT_COMPOSITING: '1' });
+}

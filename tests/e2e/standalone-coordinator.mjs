@@ -64,6 +64,12 @@ export class StandaloneCoordinator {
     return stdout.trim();
   }
 
+  /** A token for `user` limited to the calls `cids` (e.g. livestream:demo): a call token. */
+  async callToken(user, cids) {
+    const { stdout } = await promisify(execFile)(bin, ['token', '--user', user, '--ttl', '1h', '--call-cids', cids.join(','), '--data-dir', this.dataDir]);
+    return stdout.trim();
+  }
+
   /** REST as another user: how a second participant joins without a window of its own. */
   async rest(method, route, token, body) {
     const url = `${this.baseURL}${route}${route.includes('?') ? '&' : '?'}api_key=${this.apiKey}`;

@@ -247,6 +247,10 @@ async function killLeftovers(application, before) {
   return left;
 }
 
+// Each app a test starts is its own instance (CONFAB_INSTANCE), so two windows in one test
+// do not hand over to each other as a second launch would; a test can choose the name.
+let instances = 0;
+
 /**
  * Runs `body(session)` against a fresh app instance, saves a screenshot named after the test
  * whether it passed or not, and always stops the app and the driver. An app that outlives its
@@ -255,7 +259,7 @@ async function killLeftovers(application, before) {
 export async function withApp(t, body, { env, args, shot } = {}) {
   const application = process.env.CONFAB_APP ?? path.join(repoRoot, 'target', 'debug', 'confab');
   const before = await appProcesses(application);
-  const driver = await TauriDriver.start(env);
+  const driver = await TauriDriver.start({ CONFAB_INSTANCE: `e2e${process.pid}n${++instances}`, ...env });
   let session;
   let bodyFailed = true;
   try {

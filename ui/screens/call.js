@@ -6,6 +6,7 @@ import { holdCapture, releaseCapture } from '../devices.js';
 import { $ } from '../dom.js';
 import { navigate } from '../router.js';
 import { state } from '../state.js';
+import { clearError, showError } from '../status.js';
 
 /** Binds the call screen's controls. */
 export function setup() {
@@ -17,6 +18,7 @@ export function setup() {
   $('go-live').addEventListener('click', () => setLive(true));
   $('stop-live').addEventListener('click', () => setLive(false));
   $('share-viewer-token').addEventListener('click', shareViewerToken);
+  $('hosting-on').addEventListener('change', () => setHosting($('hosting-on').checked));
 }
 
 /** Shows `view` (join_call's answer) and moves the camera preview into the call. */
@@ -24,12 +26,17 @@ export async function enter({ view }) {
   $('host-result').textContent = '';
   $('broadcast-status').textContent = '';
   render(view);
+  // Only the embedded coordinator can be hosted; always off on arrival.
+  $('hosting').hidden = state.backend !== 'local';
+  $('hosting-on').checked = false;
+  showHosting(null);
   $('preview-call').append($('preview'));
   await holdCapture('call');
 }
 
 /** Puts the camera preview back in the lobby. */
 export async function leave() {
+  if ($('hosting-on').checked) await setHosting(false);
   $('preview-home').append($('preview'));
   await releaseCapture('call');
 }
@@ -85,6 +92,35 @@ async function setLive(live) {
   } catch (err) {
     $('host-result').textContent = describeError(err);
   }
+}
+
+/** Turns hosting for the network on (the listener opens, the invite shows) or off. */
+async function setHosting(on) {
+  const [callType, callId] = state.call.cid.split(':');
+  $('hosting-result').textContent = '';
+  try {
+    if (on) {
+      showHosting(await bridge.startHosting(callType, callId));
+    } else {
+      await bridge.stopHosting();
+      showHosting(null);
+    }
+    $('hosting-on').checked = on;
+    clearError();
+  } catch (err) {
+    $('hosting-on').checked = false;
+    showHosting(null);
+    showError(describeError(err));
+  }
+}
+
+function showHosting(hosting) {
+  $('hosting-invite').hidden = !hosting;
+  $('hosting').dataset.state = hosting ? 'on' : 'off';
+  $('hosting-link').value = hosting?.invite_link ?? '';
+  $('hosting-address').textContent = hosting ? `Listening on ${hosting.address}, on your network.` : '';
+  if (hosting) $('hosting-qr').src = hosting.qr_code;
+  else $('hosting-qr').removeAttribute('src');
 }
 
 async function shareViewerToken() {

@@ -4,6 +4,7 @@ import { describeError } from '../bridge.js';
 import { holdCapture, releaseCapture } from '../devices.js';
 import { $ } from '../dom.js';
 import { navigate } from '../router.js';
+import { state } from '../state.js';
 import { clearError, showConnection, showError, showMode } from '../status.js';
 
 /** Binds the lobby's controls. */
@@ -11,6 +12,7 @@ export function setup() {
   $('sign-out').addEventListener('click', async () => {
     const signedOut = await bridge.signOut().catch((err) => ({ message: describeError(err) }));
     showConnection({ state: 'idle' });
+    state.backend = null;
     await navigate('start', { signedOut });
   });
   $('join-form').addEventListener('submit', async (e) => {
@@ -31,7 +33,18 @@ export function setup() {
  */
 export async function enter({ signedIn } = {}) {
   if (signedIn) showSignedIn(signedIn);
+  if (state.pendingJoin) {
+    fillCall(state.pendingJoin);
+    state.pendingJoin = null;
+  }
   await holdCapture('lobby');
+}
+
+/** A confab://join link's call, filled into the join form (joining stays the person's click). */
+export function fillCall({ call_type: callType, call_id: callId }) {
+  $('join-type').value = callType;
+  $('join-call').value = callId;
+  $('join-form').dataset.fromLink = `${callType}:${callId}`;
 }
 
 /** Stops the preview and the meter, unless the next screen (the call) shows them too. */
@@ -40,6 +53,7 @@ export async function leave() {
 }
 
 function showSignedIn(me) {
+  state.backend = me.backend;
   $('who').textContent = me.role === 'guest' ? `${me.name ?? me.user_id} (guest)` : (me.name ?? me.user_id);
   $('who').dataset.userId = me.user_id;
   $('remember-result').textContent = me.remembered?.message ?? '';

@@ -4,7 +4,9 @@
 import * as bridge from '../bridge.js';
 import { EVENTS, describeError, listen } from '../bridge.js';
 import { $ } from '../dom.js';
+import { hostOf } from '../links.js';
 import { navigate } from '../router.js';
+import { state } from '../state.js';
 import { clearError, showError, showMode } from '../status.js';
 
 /** Binds the start screen's controls. */
@@ -24,10 +26,12 @@ export function setup() {
   });
   $('guest-form').addEventListener('submit', (e) => {
     e.preventDefault();
+    // An invite names the other Confab's coordinator; otherwise, where the form says.
     signInWith(bridge.joinAsGuest, {
-      backend: chosenBackend(),
+      backend: state.pendingJoin?.backend ?? chosenBackend(),
       name: $('guest-name').value,
       image: $('guest-image').value || null,
+      trustLocalNetwork: Boolean(state.pendingJoin?.backend) && $('invite-trust-host').checked,
     });
   });
 }
@@ -73,7 +77,34 @@ async function signInWith(command, args) {
     await navigate('lobby', { signedIn: await command(args) });
   } catch (err) {
     showError(describeError(err));
+    // An invite that could not be followed (an unreachable host) is dropped.
+    if (state.pendingJoin?.backend) showInvite(null);
   }
+}
+
+/**
+ * Says which call a confab://join link asked for (`link`, or null to forget it). An invite
+ * (a link with a backend) is joined as a guest on that host; a plain link after any sign-in.
+ */
+export function showInvite(link) {
+  const note = $('invite-note');
+  $('invite-trust-host').checked = false;
+  if (!link) {
+    state.pendingJoin = null;
+    note.textContent = '';
+    $('invite').hidden = true;
+    return;
+  }
+  // Another computer on the network (not this one): joining needs the person's explicit trust.
+  const host = link.backend ? new URL(link.backend.base_url).hostname : '';
+  $('invite-trust').hidden = !host || /^(127\.|localhost$|\[::1\]$)/.test(host);
+  const call = `${link.call_type}:${link.call_id}`;
+  note.textContent = link.backend
+    ? `You are invited to ${call} on the Confab at ${hostOf(link.backend)}. Type your name and join as a guest.`
+    : `Sign in or join as a guest to join ${call}.`;
+  note.dataset.call = call;
+  $('invite').hidden = false;
+  (link.backend ? $('guest-name') : $('sign-in-user')).focus();
 }
 
 /** Where to connect, as the sign-in and watch commands take it: the embedded coordinator or Stream. */

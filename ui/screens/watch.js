@@ -4,6 +4,7 @@ import * as bridge from '../bridge.js';
 import { describeError } from '../bridge.js';
 import { $ } from '../dom.js';
 import { navigate } from '../router.js';
+import { state } from '../state.js';
 import { clearError, showError } from '../status.js';
 import { chosenBackend } from './start.js';
 
@@ -19,32 +20,44 @@ const watching = {
 
 /** Binds the watch form (on the start screen) and the watch screen's controls. */
 export function setup() {
-  $('watch-form').addEventListener('submit', async (e) => {
+  $('watch-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    const callId = $('watch-call').value;
-    const callToken = $('watch-token').value || null;
-    const out = $('watch-result');
-    delete out.dataset.state;
-    out.textContent = '';
-    clearError();
-    stopPlayer();
-    delete $('player').dataset.ended;
-    try {
-      // The first answer comes before the screen changes, so a refusal stays on the start screen.
-      await watchOnce(callId, callToken);
-      await navigate('watch', { callId, callToken });
-    } catch (err) {
-      showError(describeError(err));
-    }
+    watch(chosenBackend(), $('watch-call').value, $('watch-token').value || null);
   });
-  $('stop-watching').addEventListener('click', () => navigate('start'));
+  // Back where the person came from: the lobby when signed in (a link can start watching there).
+  $('stop-watching').addEventListener('click', () => navigate(state.backend ? 'lobby' : 'start'));
   $('player').addEventListener('playing', () => showPlayerState('', 'playing'));
 }
 
-/** Polls the livestream `callId` while on screen. */
-export function enter({ callId, callToken }) {
+/** A confab://watch link: its host's coordinator, or this computer's. */
+export const watchLink = (link) => watch(link.backend ?? { kind: 'local' }, link.call_id, link.call_token ?? null);
+
+/**
+ * Watches `callId` on `backend`. The first answer comes before anything changes, so a refusal
+ * (a token for another call, an unreachable host) leaves the screen, and any playback, as it was.
+ */
+async function watch(backend, callId, callToken) {
+  clearError();
+  let live;
+  try {
+    live = await bridge.watchLivestream(backend, callId, callToken);
+  } catch (err) {
+    showError(describeError(err));
+    return;
+  }
+  const out = $('watch-result');
+  delete out.dataset.state;
+  out.textContent = '';
+  stopPlayer();
+  delete $('player').dataset.ended;
+  await show(live, callId);
+  await navigate('watch', { backend, callId, callToken });
+}
+
+/** Polls the livestream `callId` on `backend` while on screen. */
+export function enter({ backend, callId, callToken }) {
   clearInterval(watching.poll);
-  watching.poll = setInterval(() => watchOnce(callId, callToken).catch((err) => {
+  watching.poll = setInterval(() => watchOnce(backend, callId, callToken).catch((err) => {
     $('watch-result').textContent = describeError(err);
   }), POLL_MS);
 }
@@ -55,8 +68,11 @@ export function leave() {
   stopPlayer();
 }
 
-async function watchOnce(callId, callToken) {
-  const live = await bridge.watchLivestream(chosenBackend(), callId, callToken);
+async function watchOnce(backend, callId, callToken) {
+  await show(await bridge.watchLivestream(backend, callId, callToken), callId);
+}
+
+async function show(live, callId) {
   $('watch-screen-title').textContent = `Livestream ${callId}`;
   const badge = $('watch-live');
   const wasPlaying = Boolean(watching.player);

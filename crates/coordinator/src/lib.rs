@@ -33,5 +33,7 @@ pub mod ws;
 pub use error::ApiError;
 pub use faults::FaultCommand;
 pub use jwt::{AuthError, Claims, SigningKey};
-pub use server::{start, CoordinatorConfig, RunningCoordinator, StartError, MIN_SECRET_BYTES};
+pub use server::{
+    start, CoordinatorConfig, ExtraListener, RunningCoordinator, StartError, MIN_SECRET_BYTES,
+};
 pub use state::{Limits, Rate};

@@ -127,6 +127,35 @@ impl RunningCoordinator {
         self.state.hub.connection_count()
     }
 
+    /// Serves this coordinator (the same state, so the same calls and users) on `addr` too,
+    /// until the returned handle is stopped: how the app hosts for its network. The
+    /// development token endpoint is never served there.
+    pub async fn serve_also(&self, addr: SocketAddr) -> Result<ExtraListener, StartError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let app = api::router(self.state.clone(), false);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        // The same listener as the main address: its timeouts, connection cap and Host rule
+        // (a LAN address accepts any Host; a second loopback address only loopback names).
+        let task = tokio::spawn(listener::serve(
+            listener,
+            app,
+            self.state.limits.clone(),
+            HostCheck::for_addr(local_addr),
+            stop_rx,
+        ));
+        tracing::info!(target: "coordinator", %local_addr, "coordinator listening on an extra address");
+        Ok(ExtraListener {
+            local_addr,
+            stop: Some(stop_tx),
+            task,
+        })
+    }
+
     /// Stops serving: every socket is cut (as if the server died) and the port is freed.
     pub async fn shutdown(mut self) {
         self.state.hub.send_to_user(None, Outbound::Drop);
@@ -134,6 +163,33 @@ impl RunningCoordinator {
             let _ = stop.send(());
         }
         if tokio::time::timeout(Duration::from_secs(3), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
+/// The coordinator served on one more address ([`RunningCoordinator::serve_also`]).
+pub struct ExtraListener {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl ExtraListener {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Closes the listener at once: nobody new connects through it. Requests under way get a
+    /// moment to finish; sockets already open stay until they close.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
             .await
             .is_err()
         {

@@ -42,10 +42,25 @@ pub struct GuestForm {
     pub name: String,
     #[serde(default)]
     pub image: Option<String>,
+    /// The person chose to reach this backend's private-network address unencrypted (an
+    /// invite from a Confab hosting for its network): see `secure_transport`.
+    #[serde(default)]
+    pub trust_local_network: bool,
 }
 
 impl GuestForm {
     pub fn validate(self) -> Result<(Backend, String, Option<String>), SessionError> {
+        if let (
+            true,
+            Backend::Stream {
+                base_url: Some(url),
+                ..
+            },
+        ) = (self.trust_local_network, &self.backend)
+        {
+            confab_client::secure_transport::trust_local_network_host(url)
+                .map_err(|e| SessionError::invalid(format!("This host cannot be trusted: {e}.")))?;
+        }
         let backend = valid_backend(self.backend)?;
         let name = clean_name(Some(self.name))?
             .ok_or_else(|| SessionError::invalid("Type the name others will see."))?;
@@ -230,12 +245,14 @@ mod tests {
             backend: Backend::Local,
             name: "  ".into(),
             image: None,
+            trust_local_network: false,
         };
         assert!(guest.validate().is_err());
         let guest = GuestForm {
             backend: Backend::Local,
             name: "Jo".into(),
             image: Some("ftp://x".into()),
+            trust_local_network: false,
         };
         assert!(guest.validate().is_err());
         assert_eq!(

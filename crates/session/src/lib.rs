@@ -1,6 +1,7 @@
 //! `confab-session`: what Confab's window does, without the window. Signing in (local mode or
 //! Stream, a token or a token URL, remembered in the keychain or not), joining as a guest,
-//! watching a livestream anonymously, joining and leaving calls, going live and signing out.
+//! watching a livestream anonymously, joining and leaving calls, going live and signing out,
+//! and the `confab://` links that ask for one of those ([`links`]).
 //!
 //! One task owns the session ([`SessionHandle`] sends it requests); it holds the input rules
 //! ([`input`]), the sign-in policy ([`backend`]), and the one catalogue of what a person is
@@ -12,6 +13,7 @@ pub mod call;
 pub mod errors;
 pub mod input;
 mod keychain;
+pub mod links;
 mod session;
 pub mod status;
 pub mod views;
@@ -21,6 +23,7 @@ pub use backend::LocalBackend;
 pub use call::{BroadcastCamera, BroadcastCameraSource};
 pub use errors::{ErrorKind, SessionError};
 pub use input::{GuestForm, SignInForm, WatchForm};
+pub use links::{Link, LinkError};
 pub use session::{SessionHandle, SessionOptions};
 pub use status::{CallView, ConnectionStatus, SessionStatus};
 pub use views::{Livestream, Remembered, Restored, SignedIn, SignedOut, TokenInfo};
