@@ -20,5 +20,5 @@ pub use publisher::{
 /// The HTTP client the publisher uploads with, for callers that talk to the same coordinator.
 pub use reqwest;
 
-/// The playlist's file name next to the segments.
-pub const PLAYLIST: &str = "playlist.m3u8";
+/// The playlist's file name next to the segments, as the coordinator serves it.
+pub use confab_protocol::HLS_PLAYLIST as PLAYLIST;

@@ -2,6 +2,7 @@
 //! serves the playlist to viewers. One thread encodes (CPU-bound); one task uploads, retrying
 //! a failed upload with backoff and saying so in the status.
 
+use confab_protocol::wire;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -391,10 +392,11 @@ impl Uploader {
 
     fn call_url(&self, tail: &str) -> String {
         format!(
-            "{}/call/{}/{}/{tail}?api_key={}",
+            "{}/call/{}/{}/{tail}?{}={}",
             self.target.base_url.trim_end_matches('/'),
             self.target.call_type,
             self.target.call_id,
+            wire::API_KEY_QUERY,
             self.target.api_key
         )
     }
@@ -414,8 +416,8 @@ impl Uploader {
             .await
             .map_err(|e| UploadError(format!("no token: {e}")))?;
         let response = request
-            .header("authorization", token)
-            .header("stream-auth-type", "jwt")
+            .header(wire::AUTHORIZATION_HEADER, token)
+            .header(wire::AUTH_TYPE_HEADER, wire::AuthType::Jwt.as_str())
             .send()
             .await
             .map_err(|e| {
