@@ -92,6 +92,31 @@ pub fn limit_rate(
     })
 }
 
+/// The longest name and image URL a user (or guest) may have.
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_IMAGE_BYTES: usize = 2048;
+
+/// Refuses a user's details over the stored-size limits, before anything is written: the same
+/// rules for a guest, a socket's `user_details` and anyone else.
+pub fn check_user_fields(
+    name: Option<&str>,
+    image: Option<&str>,
+    custom: Option<&serde_json::Map<String, serde_json::Value>>,
+    max_custom: usize,
+) -> Result<(), ApiError> {
+    if name.is_some_and(|n| n.chars().count() > MAX_NAME_CHARS) {
+        return Err(ApiError::too_large(format!(
+            "a user's name is at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if image.is_some_and(|i| i.len() > MAX_IMAGE_BYTES) {
+        return Err(ApiError::too_large(format!(
+            "a user's image URL is at most {MAX_IMAGE_BYTES} bytes"
+        )));
+    }
+    check_custom("a user's", custom, max_custom)
+}
+
 /// Refuses custom data whose JSON is over `max` bytes (Stream allows 5 KB).
 pub fn check_custom(
     what: &str,

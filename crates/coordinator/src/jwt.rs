@@ -62,12 +62,24 @@ impl SigningKey {
     /// A token for one user, issued now, expiring after `ttl` (never without one): what the
     /// coordinator, the CLI and local mode all hand out.
     pub fn user_token(&self, user_id: &str, ttl: Option<std::time::Duration>) -> String {
+        self.sign_issued_now(
+            Claims {
+                user_id: Some(user_id.to_owned()),
+                ..Claims::default()
+            },
+            ttl,
+        )
+    }
+
+    /// Signs `claims` as issued now (`iat`), expiring after `ttl` (`exp`, none without one):
+    /// user tokens, the CLI's tokens and the app's viewer tokens all go through here.
+    pub fn sign_issued_now(&self, claims: Claims, ttl: Option<std::time::Duration>) -> String {
         let now = crate::clock::unix_now();
+        let lifetime = |t: std::time::Duration| i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
         self.sign(&Claims {
-            user_id: Some(user_id.to_owned()),
             iat: Some(now),
-            exp: ttl.map(|t| now + t.as_secs() as i64),
-            ..Claims::default()
+            exp: ttl.map(|t| now.saturating_add(lifetime(t))),
+            ..claims
         })
     }
 

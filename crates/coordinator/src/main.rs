@@ -275,21 +275,13 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or_default();
             let claims = Claims {
                 user_id: Some(user),
                 role,
                 call_cids: (!call_cids.is_empty()).then_some(call_cids),
-                iat: Some(now),
-                exp: ttl
-                    .0
-                    .map(|t| now.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
-                nbf: None,
+                ..Claims::default()
             };
-            println!("{}", SigningKey::new(secret).sign(&claims));
+            println!("{}", SigningKey::new(secret).sign_issued_now(claims, ttl.0));
             ExitCode::SUCCESS
         }
     }

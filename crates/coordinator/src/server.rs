@@ -74,14 +74,64 @@ pub enum StartError {
     },
 }
 
-/// A coordinator serving on a port. Dropping it does not stop it; call [`shutdown`].
+/// A coordinator serving on a port. Dropping it closes the listener too; [`shutdown`] also
+/// cuts the open sockets and waits for the port to be free.
 ///
 /// [`shutdown`]: RunningCoordinator::shutdown
 pub struct RunningCoordinator {
     state: Arc<AppState>,
     local_addr: SocketAddr,
+    serving: Serving,
+}
+
+/// The router served on one bound address until stopped: the coordinator's own address and
+/// each extra one share this.
+struct Serving {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+}
+
+impl Serving {
+    async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+        let bind_error = |source| StartError::Bind { addr, source };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        Ok((listener, local_addr))
+    }
+
+    /// Serves `app` through the hardened listener: its timeouts, connection cap and the Host
+    /// rule for the bound address (loopback names only on loopback, any Host on a LAN address).
+    fn spawn(
+        listener: tokio::net::TcpListener,
+        local_addr: SocketAddr,
+        app: axum::Router,
+        limits: Limits,
+    ) -> Self {
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(listener::serve(
+            listener,
+            app,
+            limits,
+            HostCheck::for_addr(local_addr),
+            stop_rx,
+        ));
+        Self {
+            stop: Some(stop_tx),
+            task,
+        }
+    }
+
+    /// Closes the listener, then gives requests under way up to `wait` before cutting them.
+    async fn stop(&mut self, wait: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(wait, &mut self.task).await.is_err() {
+            self.task.abort();
+        }
+    }
 }
 
 impl RunningCoordinator {
@@ -131,51 +181,27 @@ impl RunningCoordinator {
     /// until the returned handle is stopped: how the app hosts for its network. The
     /// development token endpoint is never served there.
     pub async fn serve_also(&self, addr: SocketAddr) -> Result<ExtraListener, StartError> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let (listener, local_addr) = Serving::bind(addr).await?;
         let app = api::router(self.state.clone(), false);
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        // The same listener as the main address: its timeouts, connection cap and Host rule
-        // (a LAN address accepts any Host; a second loopback address only loopback names).
-        let task = tokio::spawn(listener::serve(
-            listener,
-            app,
-            self.state.limits.clone(),
-            HostCheck::for_addr(local_addr),
-            stop_rx,
-        ));
+        let serving = Serving::spawn(listener, local_addr, app, self.state.limits.clone());
         tracing::info!(target: "coordinator", %local_addr, "coordinator listening on an extra address");
         Ok(ExtraListener {
             local_addr,
-            stop: Some(stop_tx),
-            task,
+            serving,
         })
     }
 
     /// Stops serving: every socket is cut (as if the server died) and the port is freed.
     pub async fn shutdown(mut self) {
         self.state.hub.send_to_user(None, Outbound::Drop);
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if tokio::time::timeout(Duration::from_secs(3), &mut self.task)
-            .await
-            .is_err()
-        {
-            self.task.abort();
-        }
+        self.serving.stop(Duration::from_secs(3)).await;
     }
 }
 
 /// The coordinator served on one more address ([`RunningCoordinator::serve_also`]).
 pub struct ExtraListener {
     local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    serving: Serving,
 }
 
 impl ExtraListener {
@@ -186,15 +212,7 @@ impl ExtraListener {
     /// Closes the listener at once: nobody new connects through it. Requests under way get a
     /// moment to finish; sockets already open stay until they close.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
-            .await
-            .is_err()
-        {
-            self.task.abort();
-        }
+        self.serving.stop(Duration::from_secs(2)).await;
     }
 }
 
@@ -226,16 +244,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     if secret.len() < MIN_SECRET_BYTES {
         return Err(StartError::WeakSecret { len: secret.len() });
     }
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.addr,
-        source,
-    })?;
+    let (listener, local_addr) = Serving::bind(config.addr).await?;
     // Whatever logs it, the app secret never reaches a log sink.
     confab_logging::redact::register_secret(&secret);
     let state = Arc::new(AppState {
@@ -251,20 +260,11 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         rate: Default::default(),
     });
     let app = api::router(state.clone(), config.dev_token_endpoint);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let host_check = HostCheck::for_addr(local_addr);
-    let task = tokio::spawn(listener::serve(
-        listener,
-        app,
-        config.limits.clone(),
-        host_check,
-        stop_rx,
-    ));
+    let serving = Serving::spawn(listener, local_addr, app, config.limits.clone());
     tracing::info!(target: "coordinator", base_url = %state.base_url, "coordinator listening");
     Ok(RunningCoordinator {
         state,
         local_addr,
-        stop: Some(stop_tx),
-        task,
+        serving,
     })
 }

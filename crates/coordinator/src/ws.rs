@@ -17,7 +17,7 @@ use confab_protocol::{AuthType, ErrorCode, EventType, ANONYMOUS_USER_ID};
 use crate::auth::verify_user_token;
 use crate::error::ApiError;
 use crate::events::announce_left;
-use crate::extract::{check_custom, KnownApp, RequestQuery};
+use crate::extract::{check_user_fields, KnownApp, RequestQuery};
 use crate::hub::{Outbound, SocketHandle, CLOSE_RECONNECT, OUTBOUND_QUEUE};
 use crate::model;
 use crate::state::{AppState, Shared};
@@ -56,32 +56,11 @@ pub struct UserDetailsFrame {
     pub custom: Option<serde_json::Map<String, Value>>,
 }
 
-/// The longest name and image URL a user may set on connect.
-const MAX_NAME_CHARS: usize = 100;
-const MAX_IMAGE_BYTES: usize = 2048;
-
 /// Refuses user details over the stored-size limits, before anything is written.
 fn check_user_details(state: &AppState, details: &UserDetailsFrame) -> Result<(), ApiError> {
-    if details
-        .name
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
-    {
-        return Err(ApiError::too_large(format!(
-            "a user's name is at most {MAX_NAME_CHARS} characters"
-        )));
-    }
-    if details
-        .image
-        .as_ref()
-        .is_some_and(|i| i.len() > MAX_IMAGE_BYTES)
-    {
-        return Err(ApiError::too_large(format!(
-            "a user's image URL is at most {MAX_IMAGE_BYTES} bytes"
-        )));
-    }
-    check_custom(
-        "a user's",
+    check_user_fields(
+        details.name.as_deref(),
+        details.image.as_deref(),
         details.custom.as_ref(),
         state.limits.max_custom_bytes,
     )

@@ -174,6 +174,12 @@ impl Suite {
             .as_u16()
     }
 
+    /// An upload that must be accepted (201).
+    async fn upload_ok(&self, token: &str, call: &str, file: &str, body: Vec<u8>) {
+        let (status, answer) = self.upload(token, call, file, body).await;
+        assert_eq!(status, 201, "upload of {call}/{file}: {answer}");
+    }
+
     async fn upload(&self, token: &str, call: &str, file: &str, body: Vec<u8>) -> (u16, Value) {
         let res = self
             .http
@@ -775,24 +781,12 @@ async fn attacks_are_refused_and_change_nothing() {
         text.into_bytes()
     };
     let segment = |size: usize| vec![0x47u8; size];
-    assert_eq!(
-        s.upload(&host, "livestream/show", "playlist.m3u8", playlist(&[0, 1]))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        s.upload(&host, "livestream/show", "seg-0.ts", segment(900 * KB))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        s.upload(&host, "livestream/show", "seg-1.ts", segment(900 * KB))
-            .await
-            .0,
-        201
-    );
+    s.upload_ok(&host, "livestream/show", "playlist.m3u8", playlist(&[0, 1]))
+        .await;
+    s.upload_ok(&host, "livestream/show", "seg-0.ts", segment(900 * KB))
+        .await;
+    s.upload_ok(&host, "livestream/show", "seg-1.ts", segment(900 * KB))
+        .await;
     for path in [
         "livestream/show/playlist.m3u8",
         "livestream/show/seg-0.ts",
@@ -883,18 +877,10 @@ async fn attacks_are_refused_and_change_nothing() {
         "listed segments stay"
     );
     // Once the playlist moves on, the oldest segment makes room.
-    assert_eq!(
-        s.upload(&host, "livestream/show", "playlist.m3u8", playlist(&[1, 2]))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        s.upload(&host, "livestream/show", "seg-2.ts", segment(900 * KB))
-            .await
-            .0,
-        201
-    );
+    s.upload_ok(&host, "livestream/show", "playlist.m3u8", playlist(&[1, 2]))
+        .await;
+    s.upload_ok(&host, "livestream/show", "seg-2.ts", segment(900 * KB))
+        .await;
     assert_eq!(s.hls_get("livestream/show/seg-0.ts").await, 404, "evicted");
     assert_eq!(s.hls_get("livestream/show/seg-2.ts").await, 200);
     // Many uploads in a row stay within the share (each evicts the unlisted oldest).

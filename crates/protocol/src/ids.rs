@@ -20,91 +20,66 @@ pub enum IdError {
     CallCid,
 }
 
-/// A user id as Stream accepts it: 1 to 255 ASCII letters, digits, `@`, `_`, `-` or `.`.
-/// The anonymous id (`!anon`) is not a user id anyone can sign in or be created with.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct UserId(String);
+/// Declares a checked id: a string that passed `$allowed` (ASCII letters and digits plus the
+/// listed characters, 1 to `$max` of them, surrounding spaces dropped), read from JSON through
+/// the same check.
+macro_rules! checked_id {
+    ($(#[$doc:meta])* $name:ident, max $max:expr, extra $extra:pat, $error:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl UserId {
-    pub const MAX_LEN: usize = 255;
+        impl $name {
+            pub const MAX_LEN: usize = $max;
 
-    /// Checks an id as typed: surrounding spaces are dropped first.
-    pub fn parse(id: &str) -> Result<Self, IdError> {
-        let id = id.trim();
-        let ok = !id.is_empty()
-            && id.len() <= Self::MAX_LEN
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-' | '.'));
-        if ok {
-            Ok(Self(id.to_owned()))
-        } else {
-            Err(IdError::UserId)
+            /// Checks an id as typed: surrounding spaces are dropped first.
+            pub fn parse(id: &str) -> Result<Self, IdError> {
+                let id = id.trim();
+                let ok = !id.is_empty()
+                    && id.len() <= Self::MAX_LEN
+                    && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, $extra));
+                if ok {
+                    Ok(Self(id.to_owned()))
+                } else {
+                    Err($error)
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
         }
-    }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for UserId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        UserId::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A call id: 1 to 64 ASCII letters, digits, `-` or `_`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct CallId(String);
-
-impl CallId {
-    pub const MAX_LEN: usize = 64;
-
-    pub fn parse(id: &str) -> Result<Self, IdError> {
-        let id = id.trim();
-        let ok = !id.is_empty()
-            && id.len() <= Self::MAX_LEN
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if ok {
-            Ok(Self(id.to_owned()))
-        } else {
-            Err(IdError::CallId)
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
         }
-    }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                $name::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl fmt::Display for CallId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+checked_id!(
+    /// A user id as Stream accepts it: 1 to 255 ASCII letters, digits, `@`, `_`, `-` or `.`.
+    /// The anonymous id (`!anon`) is not a user id anyone can sign in or be created with.
+    UserId, max 255, extra '@' | '_' | '-' | '.', IdError::UserId
+);
 
-impl<'de> Deserialize<'de> for CallId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        CallId::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+checked_id!(
+    /// A call id: 1 to 64 ASCII letters, digits, `-` or `_`.
+    CallId, max 64, extra '-' | '_', IdError::CallId
+);
 
 /// The call types Confab knows: a meeting (`default`) and a livestream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -241,16 +241,13 @@ pub const VIEWER_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs
 
 /// A token for anonymous viewers of one call, signed by the embedded coordinator.
 pub(crate) fn viewer_token(local: &LocalBackend, cid: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
-    local.signing_key.sign(&Claims {
+    let claims = Claims {
         user_id: Some(ANONYMOUS_USER_ID.into()),
         role: Some("viewer".into()),
         call_cids: Some(vec![cid.to_owned()]),
-        iat: Some(now),
-        exp: Some(now + VIEWER_TOKEN_TTL.as_secs() as i64),
         ..Default::default()
-    })
+    };
+    local
+        .signing_key
+        .sign_issued_now(claims, Some(VIEWER_TOKEN_TTL))
 }

@@ -48,14 +48,15 @@ async fn hosted_call(
     Ok(call)
 }
 
-/// Leaves or enters backstage, and tells the watchers.
-async fn set_live(
-    state: &AppState,
-    caller: &Caller,
-    path: &CallPath,
-    live: bool,
+/// `go_live` (`LIVE`) and `stop_live`: leaves or enters backstage, and tells the watchers.
+pub async fn set_live<const LIVE: bool>(
+    State(state): State<Shared>,
     started: Started,
+    caller: Caller,
+    path: CallPath,
+    JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
+    let (state, caller, path, live) = (&state, &caller, &path, LIVE);
     let call = hosted_call(state, caller, path).await?;
     state.store.set_backstage(&call.cid, !live).await?;
     let call = state.store.call(&call.cid).await?.unwrap_or(call);
@@ -76,33 +77,15 @@ async fn set_live(
     ))
 }
 
-pub async fn go_live(
+/// `start_broadcasting` (`RUNNING`) and `stop_broadcasting`, as Stream names them.
+pub async fn set_broadcasting<const RUNNING: bool>(
     State(state): State<Shared>,
     started: Started,
     caller: Caller,
     path: CallPath,
     JsonBody(_): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    set_live(&state, &caller, &path, true, started).await
-}
-
-pub async fn stop_live(
-    State(state): State<Shared>,
-    started: Started,
-    caller: Caller,
-    path: CallPath,
-    JsonBody(_): JsonBody<Map<String, Value>>,
-) -> Result<Response, ApiError> {
-    set_live(&state, &caller, &path, false, started).await
-}
-
-async fn set_broadcasting(
-    state: &Shared,
-    caller: &Caller,
-    path: &CallPath,
-    running: bool,
-    started: Started,
-) -> Result<Response, ApiError> {
+    let (state, caller, path, running) = (&state, &caller, &path, RUNNING);
     let call = hosted_call(state, caller, path).await?;
     livestream_only(&call)?;
     if running && !state.broadcasts.has_playlist(&call.cid) {
@@ -145,27 +128,6 @@ async fn set_broadcasting(
         json!({"playlist_url": playlist_url.unwrap_or_default()}),
         started,
     ))
-}
-
-/// `POST /video/call/{type}/{id}/start_broadcasting`, as Stream names it.
-pub async fn start_broadcasting(
-    State(state): State<Shared>,
-    started: Started,
-    caller: Caller,
-    path: CallPath,
-    JsonBody(_): JsonBody<Map<String, Value>>,
-) -> Result<Response, ApiError> {
-    set_broadcasting(&state, &caller, &path, true, started).await
-}
-
-pub async fn stop_broadcasting(
-    State(state): State<Shared>,
-    started: Started,
-    caller: Caller,
-    path: CallPath,
-    JsonBody(_): JsonBody<Map<String, Value>>,
-) -> Result<Response, ApiError> {
-    set_broadcasting(&state, &caller, &path, false, started).await
 }
 
 /// The `{file}` of an upload: the playlist or a numbered segment, else refused.

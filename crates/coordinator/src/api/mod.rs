@@ -31,15 +31,21 @@ pub(crate) fn router(state: Shared, dev_token_endpoint: bool) -> Router {
         .route("/call/{type}/{id}/join", post(calls::join_call))
         .route("/call/{type}/{id}/leave", post(calls::leave_call))
         .route("/call/{type}/{id}/members", post(calls::update_members))
-        .route("/call/{type}/{id}/go_live", post(livestream::go_live))
-        .route("/call/{type}/{id}/stop_live", post(livestream::stop_live))
+        .route(
+            "/call/{type}/{id}/go_live",
+            post(livestream::set_live::<true>),
+        )
+        .route(
+            "/call/{type}/{id}/stop_live",
+            post(livestream::set_live::<false>),
+        )
         .route(
             "/call/{type}/{id}/start_broadcasting",
-            post(livestream::start_broadcasting),
+            post(livestream::set_broadcasting::<true>),
         )
         .route(
             "/call/{type}/{id}/stop_broadcasting",
-            post(livestream::stop_broadcasting),
+            post(livestream::set_broadcasting::<false>),
         )
         .route(
             "/call/{type}/{id}/hls/{file}",

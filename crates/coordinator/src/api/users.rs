@@ -9,16 +9,13 @@ use serde_json::{json, Map, Value};
 use crate::api::reply::{reply, Started};
 use crate::auth::ANONYMOUS_USER_ID;
 use crate::error::ApiError;
-use crate::extract::{check_custom, limit_rate, JsonBody, KnownApp, PeerIp, RequestQuery};
+use crate::extract::{check_user_fields, limit_rate, JsonBody, KnownApp, PeerIp, RequestQuery};
 use crate::ids;
 use crate::jwt::Claims;
 use crate::model;
 use crate::rate::Action;
 use crate::state::Shared;
 use crate::store::UserDetails;
-
-/// The longest display name a guest may choose.
-const MAX_GUEST_NAME_CHARS: usize = 100;
 
 #[derive(Debug, Deserialize)]
 pub struct GuestBody {
@@ -37,8 +34,6 @@ pub struct GuestUser {
     custom: Option<Map<String, Value>>,
 }
 
-/// The longest image URL a guest may set.
-const MAX_IMAGE_BYTES: usize = 2048;
 /// Tries at a free id for a guest whose requested id is taken.
 const GUEST_ID_ATTEMPTS: usize = 4;
 
@@ -84,26 +79,9 @@ pub async fn create_guest(
         .name
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty());
-    if name
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > MAX_GUEST_NAME_CHARS)
-    {
-        return Err(ApiError::input(format!(
-            "a guest's name is at most {MAX_GUEST_NAME_CHARS} characters"
-        )));
-    }
-    if body
-        .user
-        .image
-        .as_ref()
-        .is_some_and(|i| i.len() > MAX_IMAGE_BYTES)
-    {
-        return Err(ApiError::too_large(format!(
-            "a guest's image URL is at most {MAX_IMAGE_BYTES} bytes"
-        )));
-    }
-    check_custom(
-        "a user's",
+    check_user_fields(
+        name.as_deref(),
+        body.user.image.as_deref(),
         body.user.custom.as_ref(),
         state.limits.max_custom_bytes,
     )?;
