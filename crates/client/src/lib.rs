@@ -160,6 +160,7 @@ pub mod call;
 pub mod client;
 pub mod connection;
 pub mod events;
+pub mod media;
 pub mod rest;
 pub mod roster;
 pub mod secure_transport;
