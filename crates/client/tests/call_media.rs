@@ -1,171 +1,13 @@
 //! Rust participants in one call through the embedded SFU, on loopback: synthetic frames
-//! (each carrying its sequence number and a checksum) must arrive whole and in order.
+//! (each carrying its sequence number and a checksum) must arrive whole and in order, and
+//! what participants do (mute, leave, speak) must reach the others.
 
-use std::collections::HashMap;
+mod common;
+
 use std::time::Duration;
 
-use confab_client::media::synthetic::{self, FrameStamp};
-use confab_client::media::{
-    CallEvent, CallSession, CallSessionOptions, EncodedFrame, LocalTrack, MediaKind,
-    SfuCredentials, TrackSpec, VideoCodec,
-};
-use confab_sfu::{AccessToken, ApiSecret, Sfu, SfuConfig, VideoGrant};
-
-const KEY: &str = "test-key";
-const SECRET: &str = "a-test-secret-of-enough-length";
-
-struct TestSfu {
-    sfu: Sfu,
-    url: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-async fn start_sfu_at(port: u16) -> TestSfu {
-    let sfu = Sfu::start(SfuConfig::loopback(KEY, ApiSecret::new(SECRET)))
-        .await
-        .expect("the SFU starts");
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("a loopback port");
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().nest("/sfu", sfu.router());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    TestSfu {
-        sfu,
-        url: format!("http://{addr}/sfu"),
-        server,
-    }
-}
-
-async fn start_sfu() -> TestSfu {
-    start_sfu_at(0).await
-}
-
-fn token(room: &str, identity: &str, can_publish: bool) -> String {
-    confab_sfu::token::mint(
-        KEY,
-        &ApiSecret::new(SECRET),
-        &AccessToken {
-            identity: identity.into(),
-            name: identity.to_uppercase(),
-            grant: VideoGrant {
-                room: room.into(),
-                room_join: true,
-                can_publish: Some(can_publish),
-                ..VideoGrant::default()
-            },
-            ttl: Duration::from_secs(600),
-        },
-    )
-}
-
-async fn join(sfu: &TestSfu, room: &str, identity: &str) -> CallSession {
-    CallSession::connect(
-        SfuCredentials {
-            url: sfu.url.clone(),
-            token: token(room, identity, true),
-        },
-        CallSessionOptions::default(),
-    )
-    .await
-    .expect("joins")
-}
-
-/// Sends `count` video frames at 30 fps (a keyframe every 15) and audio every 20 ms.
-async fn send_av(video: LocalTrack, audio: LocalTrack, count: u64) {
-    let start = std::time::Instant::now();
-    let mut ticker = tokio::time::interval(Duration::from_millis(33));
-    for seq in 0..count {
-        ticker.tick().await;
-        let stamp = FrameStamp { seq, sent_at_micros: synthetic::now_micros() };
-        let keyframe = seq % 15 == 0;
-        let size = if keyframe { 12_000 } else { 3_000 };
-        let ts = start.elapsed();
-        video
-            .send_frame_waiting(EncodedFrame {
-                data: synthetic::video_frame(VideoCodec::H264, stamp, keyframe, size).into(),
-                timestamp: ts,
-                rid: None,
-                audio_level: None,
-            })
-            .await
-            .unwrap();
-        audio
-            .send_frame_waiting(EncodedFrame {
-                data: synthetic::audio_frame(stamp, 120).into(),
-                timestamp: ts,
-                rid: None,
-                audio_level: Some(-30),
-            })
-            .await
-            .unwrap();
-    }
-}
-
-#[derive(Default, Debug)]
-struct Received {
-    /// Per (identity, kind): the sequence numbers in arrival order.
-    seqs: HashMap<(String, MediaKind), Vec<u64>>,
-    damaged: u64,
-}
-
-impl Received {
-    fn record(&mut self, event: &CallEvent) {
-        if let CallEvent::Frame(f) = event {
-            match synthetic::read_frame(&f.data) {
-                Some(stamp) => self
-                    .seqs
-                    .entry((f.identity.clone(), f.kind))
-                    .or_default()
-                    .push(stamp.seq),
-                None => self.damaged += 1,
-            }
-        }
-    }
-
-    /// From the first frame received on, every frame up to `last`, in order.
-    fn assert_complete(&self, identity: &str, kind: MediaKind, last: u64, whose: &str) {
-        let seqs = self
-            .seqs
-            .get(&(identity.to_owned(), kind))
-            .unwrap_or_else(|| panic!("{whose} received no {kind:?} from {identity}"));
-        let first = seqs[0];
-        let expected: Vec<u64> = (first..=last).collect();
-        assert_eq!(seqs, &expected, "{whose}: {kind:?} from {identity} arrived with gaps or out of order");
-        assert!(first < 30, "{whose}: {kind:?} from {identity} started late, at frame {first}");
-        assert_eq!(self.damaged, 0, "{whose} received damaged frames");
-    }
-}
-
-async fn publish_av(session: &CallSession) -> (LocalTrack, LocalTrack) {
-    let video = session
-        .publish(TrackSpec::camera(VideoCodec::H264, 640, 360))
-        .await
-        .expect("video published");
-    let audio = session
-        .publish(TrackSpec::microphone())
-        .await
-        .expect("audio published");
-    (video, audio)
-}
-
-/// Reads events until `until` says stop or `limit` passes.
-async fn collect(
-    session: &mut CallSession,
-    received: &mut Received,
-    limit: Duration,
-    mut until: impl FnMut(&Received, &CallEvent) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, session.next_event()).await {
-        received.record(&event);
-        if until(received, &event) {
-            return;
-        }
-    }
-}
+use common::*;
+use confab_client::media::{CallEvent, MediaKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_participants_exchange_audio_and_video_whole_and_in_order() {
@@ -182,7 +24,11 @@ async fn two_participants_exchange_audio_and_video_whole_and_in_order() {
         );
     });
     let done = |r: &Received, _: &CallEvent| {
-        r.seqs.values().filter(|s| s.last() == Some(&(FRAMES - 1))).count() == 2
+        r.seqs
+            .values()
+            .filter(|s| s.last() == Some(&(FRAMES - 1)))
+            .count()
+            == 2
     };
     let mut at_ada = Received::default();
     let mut at_bob = Received::default();
@@ -200,4 +46,408 @@ async fn two_participants_exchange_audio_and_video_whole_and_in_order() {
     ada.leave().await;
     bob.leave().await;
     sfu.server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_participants_each_receive_the_other_three_whole_and_in_order() {
+    let sfu = start_sfu().await;
+    let names = ["ada", "bob", "cy", "dee"];
+    let mut sessions = Vec::new();
+    for name in names {
+        sessions.push(join(&sfu, "default:four", name).await);
+    }
+    let mut senders = Vec::new();
+    for session in &sessions {
+        senders.push(publish_av(session).await);
+    }
+    const FRAMES: u64 = 90;
+    let sending = tokio::spawn(async move {
+        let all = senders
+            .into_iter()
+            .map(|(video, audio)| send_av(video, audio, FRAMES));
+        futures_util::future::join_all(all).await;
+    });
+    let mut received: Vec<Received> = (0..names.len()).map(|_| Received::default()).collect();
+    let done = |r: &Received, _: &CallEvent| {
+        r.seqs
+            .values()
+            .filter(|s| s.last() == Some(&(FRAMES - 1)))
+            .count()
+            == 6
+    };
+    let collecting = sessions
+        .iter_mut()
+        .zip(received.iter_mut())
+        .map(|(s, r)| collect(s, r, Duration::from_secs(30), done));
+    futures_util::future::join_all(collecting).await;
+    sending.await.unwrap();
+    for (i, at) in received.iter().enumerate() {
+        for (j, from) in names.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            for kind in [MediaKind::Video, MediaKind::Audio] {
+                at.assert_complete(from, kind, FRAMES - 1, names[i]);
+            }
+        }
+    }
+    for s in sessions {
+        s.leave().await;
+    }
+}
+
+/// Waits for the first event `matches` accepts; fails after `limit`.
+async fn expect_event(
+    session: &mut confab_client::media::CallSession,
+    limit: Duration,
+    what: &str,
+    mut matches: impl FnMut(&CallEvent) -> bool,
+) -> CallEvent {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, session.next_event()).await {
+            Ok(Some(event)) if matches(&event) => return event,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the session ended while waiting for {what}"),
+            Err(_) => panic!("no {what} within {limit:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_unmute_and_leave_reach_the_others_within_a_second() {
+    let sfu = start_sfu().await;
+    let ada = join(&sfu, "default:mute", "ada").await;
+    let mut bob = join(&sfu, "default:mute", "bob").await;
+    let audio = ada
+        .publish(confab_client::media::TrackSpec::microphone())
+        .await
+        .unwrap();
+    expect_event(&mut bob, Duration::from_secs(5), "ada's microphone", |e| {
+        matches!(e, CallEvent::TrackPublished { identity, track } if identity == "ada" && track.kind == MediaKind::Audio && !track.muted)
+    })
+    .await;
+    audio.set_muted(true).await;
+    expect_event(
+        &mut bob,
+        Duration::from_secs(1),
+        "ada muted",
+        |e| matches!(e, CallEvent::TrackMuted { identity, muted: true, .. } if identity == "ada"),
+    )
+    .await;
+    audio.set_muted(false).await;
+    expect_event(
+        &mut bob,
+        Duration::from_secs(1),
+        "ada unmuted",
+        |e| matches!(e, CallEvent::TrackMuted { identity, muted: false, .. } if identity == "ada"),
+    )
+    .await;
+    ada.leave().await;
+    expect_event(
+        &mut bob,
+        Duration::from_secs(1),
+        "ada leaving",
+        |e| matches!(e, CallEvent::ParticipantLeft { identity, .. } if identity == "ada"),
+    )
+    .await;
+    assert_eq!(
+        sfu.sfu.participants("default:mute").await,
+        vec!["bob".to_owned()]
+    );
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loud_microphone_makes_its_owner_the_speaker_and_silence_ends_it() {
+    let sfu = start_sfu().await;
+    let ada = join(&sfu, "default:talk", "ada").await;
+    let mut bob = join(&sfu, "default:talk", "bob").await;
+    let audio = ada
+        .publish(confab_client::media::TrackSpec::microphone())
+        .await
+        .unwrap();
+    let talk = |level: i8, from: u64, frames: u64| {
+        let audio = audio.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for seq in from..from + frames {
+                tick.tick().await;
+                let stamp = confab_client::media::synthetic::FrameStamp {
+                    seq,
+                    sent_at_micros: 0,
+                };
+                let _ = audio.send_frame(confab_client::media::EncodedFrame {
+                    data: confab_client::media::synthetic::audio_frame(stamp, 80).into(),
+                    timestamp: Duration::from_millis(seq * 20),
+                    rid: None,
+                    audio_level: Some(level),
+                });
+            }
+        }
+    };
+    let loud = tokio::spawn(talk(-10, 0, 100));
+    expect_event(
+        &mut bob,
+        Duration::from_secs(3),
+        "ada speaking",
+        |e| matches!(e, CallEvent::Speaking { identity, speaking: true, .. } if identity == "ada"),
+    )
+    .await;
+    expect_event(
+        &mut bob,
+        Duration::from_secs(1),
+        "ada as dominant speaker",
+        |e| matches!(e, CallEvent::DominantSpeaker { identity: Some(who) } if who == "ada"),
+    )
+    .await;
+    loud.await.unwrap();
+    let quiet = tokio::spawn(talk(-127, 100, 100));
+    expect_event(
+        &mut bob,
+        Duration::from_secs(3),
+        "ada stopping",
+        |e| matches!(e, CallEvent::Speaking { identity, speaking: false, .. } if identity == "ada"),
+    )
+    .await;
+    quiet.await.unwrap();
+    ada.leave().await;
+    bob.leave().await;
+}
+
+/// Sends video frames until stopped, whatever the connection's state.
+fn keep_sending_video(track: confab_client::media::LocalTrack) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let start = std::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        for seq in 0.. {
+            tick.tick().await;
+            let stamp = confab_client::media::synthetic::FrameStamp {
+                seq,
+                sent_at_micros: confab_client::media::synthetic::now_micros(),
+            };
+            let keyframe = seq % 10 == 0;
+            let frame = confab_client::media::EncodedFrame {
+                data: confab_client::media::synthetic::video_frame(
+                    confab_client::media::VideoCodec::H264,
+                    stamp,
+                    keyframe,
+                    2_000,
+                )
+                .into(),
+                timestamp: start.elapsed(),
+                rid: None,
+                audio_level: None,
+            };
+            if let Err(confab_client::media::SendFrameError::Ended) = track.send_frame(frame) {
+                return;
+            }
+        }
+    })
+}
+
+/// Waits until `session` receives `count` whole video frames from `from`.
+async fn frames_from(
+    session: &mut confab_client::media::CallSession,
+    from: &str,
+    count: usize,
+    limit: Duration,
+) {
+    let mut seen = 0;
+    expect_event(
+        session,
+        limit,
+        &format!("{count} frames from {from}"),
+        |e| {
+            if let CallEvent::Frame(f) = e {
+                if f.identity == from
+                    && confab_client::media::synthetic::read_frame(&f.data).is_some()
+                {
+                    seen += 1;
+                }
+            }
+            seen >= count
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_sfu_restarts_everyone_is_back_with_media() {
+    let sfu = start_sfu().await;
+    let port: u16 = sfu
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut ada = join(&sfu, "default:restart", "ada").await;
+    let mut bob = join(&sfu, "default:restart", "bob").await;
+    let ada_video = ada
+        .publish(confab_client::media::TrackSpec::camera(
+            confab_client::media::VideoCodec::H264,
+            320,
+            180,
+        ))
+        .await
+        .unwrap();
+    let bob_video = bob
+        .publish(confab_client::media::TrackSpec::camera(
+            confab_client::media::VideoCodec::H264,
+            320,
+            180,
+        ))
+        .await
+        .unwrap();
+    let a = keep_sending_video(ada_video);
+    let b = keep_sending_video(bob_video);
+    frames_from(&mut ada, "bob", 10, Duration::from_secs(5)).await;
+    frames_from(&mut bob, "ada", 10, Duration::from_secs(5)).await;
+
+    sfu.stop().await;
+    let sfu = start_sfu_at(port).await;
+    for (session, other) in [(&mut ada, "bob"), (&mut bob, "ada")] {
+        expect_event(session, Duration::from_secs(10), "reconnected", |e| {
+            matches!(e, CallEvent::Reconnected)
+        })
+        .await;
+        frames_from(session, other, 10, Duration::from_secs(10)).await;
+    }
+    let mut present = sfu.sfu.participants("default:restart").await;
+    present.sort();
+    assert_eq!(present, vec!["ada".to_owned(), "bob".to_owned()]);
+    assert!(ada.stats().await.rejoins >= 1);
+    a.abort();
+    b.abort();
+    ada.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_blip_restarts_ice_without_leaving_the_call() {
+    let sfu = start_sfu().await;
+    let mut ada = join(&sfu, "default:blip", "ada").await;
+    let mut bob = join(&sfu, "default:blip", "bob").await;
+    let bob_video = bob
+        .publish(confab_client::media::TrackSpec::camera(
+            confab_client::media::VideoCodec::H264,
+            320,
+            180,
+        ))
+        .await
+        .unwrap();
+    let sending = keep_sending_video(bob_video);
+    frames_from(&mut ada, "bob", 10, Duration::from_secs(5)).await;
+    ada.simulate_network_blip(Duration::from_secs(3)).await;
+    expect_event(&mut ada, Duration::from_secs(5), "an ICE restart", |e| {
+        matches!(e, CallEvent::Reconnecting { attempt: 0 })
+    })
+    .await;
+    expect_event(&mut ada, Duration::from_secs(10), "reconnected", |e| {
+        matches!(e, CallEvent::Reconnected)
+    })
+    .await;
+    frames_from(&mut ada, "bob", 10, Duration::from_secs(5)).await;
+    // Same session: no rejoin, and bob never saw ada leave.
+    assert_eq!(ada.stats().await.rejoins, 0);
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(200), bob.next_event()).await
+    {
+        assert!(
+            !matches!(event, CallEvent::ParticipantLeft { .. }),
+            "bob saw ada leave: {event:?}"
+        );
+    }
+    sending.abort();
+    ada.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_subscriber_gets_the_simulcast_layer_its_tile_needs() {
+    use confab_client::media::{EncodedFrame, TrackSpec, VideoCodec};
+    let sfu = start_sfu().await;
+    let ada = join(&sfu, "default:layers", "ada").await;
+    let mut bob = join(&sfu, "default:layers", "bob").await;
+    let video = ada
+        .publish(TrackSpec::camera(VideoCodec::H264, 1280, 720).with_simulcast())
+        .await
+        .unwrap();
+    // Each layer's frames have their own size, so the receiver can tell them apart.
+    let layer_size = |rid: &str| match rid {
+        "q" => 1_000,
+        "h" => 3_000,
+        _ => 9_000,
+    };
+    let sender = {
+        let video = video.clone();
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            for seq in 0..600u64 {
+                tick.tick().await;
+                for rid in ["q", "h", "f"] {
+                    let stamp = confab_client::media::synthetic::FrameStamp {
+                        seq,
+                        sent_at_micros: 0,
+                    };
+                    let _ = video.send_frame(EncodedFrame {
+                        data: confab_client::media::synthetic::video_frame(
+                            VideoCodec::H264,
+                            stamp,
+                            seq % 15 == 0,
+                            layer_size(rid),
+                        )
+                        .into(),
+                        timestamp: start.elapsed(),
+                        rid: Some(rid.into()),
+                        audio_level: None,
+                    });
+                }
+            }
+        })
+    };
+    // No size asked: the full layer.
+    let sid = wait_for_layer(&mut bob, "f").await;
+    bob.set_video_size(&sid, 320, 180).await;
+    wait_for_layer(&mut bob, "q").await;
+    bob.set_video_size(&sid, 640, 360).await;
+    wait_for_layer(&mut bob, "h").await;
+    bob.set_video_size(&sid, 1280, 720).await;
+    wait_for_layer(&mut bob, "f").await;
+    sender.abort();
+    ada.leave().await;
+    bob.leave().await;
+}
+
+/// Waits for 10 frames in a row of one layer (told apart by size); returns the track sid.
+async fn wait_for_layer(bob: &mut confab_client::media::CallSession, want: &str) -> String {
+    let size_class = |len: usize| {
+        if len < 2_000 {
+            "q"
+        } else if len < 6_000 {
+            "h"
+        } else {
+            "f"
+        }
+    };
+    let mut in_a_row = 0;
+    let mut track_sid = String::new();
+    expect_event(bob, Duration::from_secs(5), &format!("layer {want}"), |e| {
+        if let CallEvent::Frame(f) = e {
+            track_sid = f.track_sid.clone();
+            if size_class(f.data.len()) == want {
+                in_a_row += 1;
+            } else {
+                in_a_row = 0;
+            }
+        }
+        in_a_row >= 10
+    })
+    .await;
+    track_sid
 }

@@ -5,9 +5,10 @@
 //! types and rules it shares with the client come from `confab-protocol`.
 //!
 //! Modules form layers, each importing only those below it:
-//! parts (`store`, `hub`, `sessions`, `faults`, `hls`, `rate`, `jwt`, `clock`, `error`), then `state`,
-//! then `auth`, `ids`, `model`, `view`, `events` and `extract`, then the endpoints (`api`, `ws`),
-//! then `listener` (connections, limits, the Host check) and `server`.
+//! parts (`store`, `hub`, `sessions`, `faults`, `hls`, `rate`, `jwt`, `clock`, `error`, `sfu`),
+//! then `state`, then `auth`, `ids`, `model`, `view`, `events` and `extract`, then the endpoints
+//! (`api`, `ws`, `room_events`), then `listener` (connections, limits, the Host check) and
+//! `server`.
 
 mod api;
 pub mod auth;
@@ -23,8 +24,10 @@ pub mod jwt;
 mod listener;
 pub mod model;
 mod rate;
+mod room_events;
 mod server;
 mod sessions;
+mod sfu;
 mod state;
 pub mod store;
 mod view;
@@ -36,4 +39,5 @@ pub use jwt::{AuthError, Claims, SigningKey};
 pub use server::{
     start, CoordinatorConfig, ExtraListener, RunningCoordinator, StartError, MIN_SECRET_BYTES,
 };
+pub use sfu::{SfuSetting, SfuSettingError};
 pub use state::{Limits, Rate};

@@ -4,14 +4,14 @@
 //! coordinator does not depend on the media pipeline.)
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use confab_coordinator::{Claims, CoordinatorConfig, SigningKey};
+use confab_coordinator::{Claims, CoordinatorConfig, SfuSetting, SigningKey};
 use confab_logging::{Level, ScopeConfig};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -28,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the coordinator. Prints its base URL and API key.
+    /// Serve the coordinator. Prints its base URL and API key, then the embedded SFU's UDP
+    /// address and the addresses it announces (or the external SFU's URL).
     ///
     /// The API secret (with --api-key) comes from CONFAB_API_SECRET or --api-secret-file;
     /// --api-secret still works but shows in the process list, so it warns.
@@ -58,6 +59,8 @@ enum Command {
         /// descriptor limit. Keep it well below `ulimit -n`.
         #[arg(long, default_value_t = SERVE_MAX_CONNECTIONS)]
         max_connections: usize,
+        #[command(flatten)]
+        sfu: SfuArgs,
     },
     /// Print a signed user token: the server-side token generator.
     Token {
@@ -99,6 +102,92 @@ struct SecretArgs {
     api_secret_file: Option<PathBuf>,
 }
 
+/// Which SFU calls use: the embedded one (its signalling under /video/sfu, its media on one UDP
+/// port) or, with --sfu-url, an external LiveKit-compatible server.
+#[derive(clap::Args)]
+struct SfuArgs {
+    /// UDP port of the embedded SFU's media (0: any free port).
+    #[arg(long, default_value_t = 7882)]
+    sfu_udp_port: u16,
+    /// Address the embedded SFU's media socket binds to.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    sfu_bind: IpAddr,
+    /// Addresses offered to clients for media (ICE candidates). Default, when bound to an
+    /// unspecified address: 127.0.0.1 and this machine's other IPv4 addresses; otherwise
+    /// the bound address.
+    #[arg(long, value_delimiter = ',', value_name = "IP[,IP...]")]
+    sfu_announce: Vec<IpAddr>,
+    /// Send calls to this LiveKit-compatible SFU (e.g. wss://sfu.example.com) instead of
+    /// running one here. Needs --sfu-api-key, and the secret in CONFAB_SFU_API_SECRET or
+    /// --sfu-api-secret-file.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "sfu_api_key",
+        conflicts_with_all = ["sfu_udp_port", "sfu_bind", "sfu_announce"]
+    )]
+    sfu_url: Option<String>,
+    /// The external SFU's API key.
+    #[arg(long, requires = "sfu_url")]
+    sfu_api_key: Option<String>,
+    /// Read the external SFU's API secret from this file (its first line); otherwise it comes
+    /// from CONFAB_SFU_API_SECRET.
+    #[arg(long, value_name = "PATH", requires = "sfu_url")]
+    sfu_api_secret_file: Option<PathBuf>,
+}
+
+/// Where the external SFU's secret comes from when no file is given.
+const SFU_SECRET_ENV: &str = "CONFAB_SFU_API_SECRET";
+
+impl SfuArgs {
+    fn setting(self) -> Result<SfuSetting, SecretError> {
+        let (Some(url), Some(api_key)) = (self.sfu_url, self.sfu_api_key) else {
+            let announce = if self.sfu_announce.is_empty() && self.sfu_bind.is_unspecified() {
+                default_announce()
+            } else {
+                self.sfu_announce
+            };
+            return Ok(SfuSetting::Embedded {
+                udp_bind: SocketAddr::new(self.sfu_bind, self.sfu_udp_port),
+                announce,
+            });
+        };
+        let api_secret = match self.sfu_api_secret_file {
+            Some(path) => read_secret_file(&path, "the SFU's API secret")?,
+            None => std::env::var(SFU_SECRET_ENV)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .ok_or(SecretError::NoSfuSecret)?,
+        };
+        Ok(SfuSetting::External {
+            url,
+            api_key,
+            api_secret,
+        })
+    }
+}
+
+/// 127.0.0.1 and this machine's other IPv4 addresses: what an SFU bound to every interface
+/// offers, so that clients on this machine and on its networks can all reach it.
+fn default_announce() -> Vec<IpAddr> {
+    let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => {
+            for interface in interfaces {
+                let ip = interface.ip();
+                if ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified() && !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(target: "coordinator", error = %e, "could not list this machine's addresses: the SFU announces 127.0.0.1 only (see --sfu-announce)");
+        }
+    }
+    ips
+}
+
 /// A token's lifetime; `None` only when asked for with `never`.
 #[derive(Clone, Copy, Debug)]
 struct Ttl(Option<Duration>);
@@ -127,32 +216,43 @@ fn parse_ttl(text: &str) -> Result<Ttl, String> {
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
-/// Why the secret could not be read.
+/// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
 enum SecretError {
-    #[error("could not read the API secret from {path}: {source}")]
+    #[error("could not read {what} from {path}: {source}")]
     Read {
+        what: &'static str,
         path: String,
         source: std::io::Error,
     },
-    #[error("{path} holds no API secret")]
-    Empty { path: String },
+    #[error("{path} holds no secret (expected {what} on its first line)")]
+    Empty { what: &'static str, path: String },
+    #[error(
+        "--sfu-url needs the SFU's API secret: set {SFU_SECRET_ENV} or give --sfu-api-secret-file"
+    )]
+    NoSfuSecret,
+}
+
+/// The first line of `path`, trimmed: `what` (e.g. "the API secret").
+fn read_secret_file(path: &std::path::Path, what: &'static str) -> Result<String, SecretError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+        what,
+        path: shown.clone(),
+        source,
+    })?;
+    let secret = text.lines().next().unwrap_or_default().trim().to_owned();
+    if secret.is_empty() {
+        return Err(SecretError::Empty { what, path: shown });
+    }
+    Ok(secret)
 }
 
 impl SecretArgs {
     /// The secret from the file, the environment or the argument, warning about the last.
     fn resolve(self, matches: &ArgMatches) -> Result<Option<String>, SecretError> {
         if let Some(path) = self.api_secret_file {
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|source| SecretError::Read {
-                path: shown.clone(),
-                source,
-            })?;
-            let secret = text.lines().next().unwrap_or_default().trim().to_owned();
-            if secret.is_empty() {
-                return Err(SecretError::Empty { path: shown });
-            }
-            return Ok(Some(secret));
+            return read_secret_file(&path, "the API secret").map(Some);
         }
         if matches.value_source("api_secret") == Some(ValueSource::CommandLine) {
             tracing::warn!(
@@ -209,7 +309,15 @@ async fn main() -> ExitCode {
             fault_injection,
             idle_timeout_secs,
             max_connections,
+            sfu,
         } => {
+            let sfu = match sfu.setting() {
+                Ok(sfu) => sfu,
+                Err(e) => {
+                    eprintln!("confab-coordinator: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let secret = match secret.resolve(&sub) {
                 Ok(s) => s,
                 Err(e) => {
@@ -229,12 +337,17 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let announced = match &sfu {
+                SfuSetting::Embedded { announce, .. } => announce.clone(),
+                SfuSetting::External { .. } => Vec::new(),
+            };
             let mut config = CoordinatorConfig {
                 addr,
                 data_dir: Some(data_dir),
                 app,
                 dev_token_endpoint,
                 fault_injection,
+                sfu,
                 ..CoordinatorConfig::default()
             };
             config.limits.idle_timeout = Duration::from_secs(idle_timeout_secs.max(1));
@@ -248,6 +361,17 @@ async fn main() -> ExitCode {
             };
             print_status(&format!("base_url={}", running.base_url()));
             print_status(&format!("api_key={}", running.api_key()));
+            match running.sfu() {
+                Some(sfu) => {
+                    print_status(&format!("sfu_udp_addr={}", sfu.udp_addr()));
+                    let announced: Vec<String> =
+                        announced.iter().map(ToString::to_string).collect();
+                    if !announced.is_empty() {
+                        print_status(&format!("sfu_announce={}", announced.join(",")));
+                    }
+                }
+                None => print_status(&format!("sfu_url={}", running.sfu_url())),
+            }
             let _ = tokio::signal::ctrl_c().await;
             running.shutdown().await;
             ExitCode::SUCCESS
@@ -312,5 +436,42 @@ fn read_app(dir: &std::path::Path) -> Result<(String, String), String> {
     match store.app().map_err(|e| e.to_string())? {
         Some(app) => Ok(app),
         None => Err("the data directory has no app yet: run serve with it first".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_announce_list_is_loopback_then_this_machines_ipv4_addresses() {
+        let ips = default_announce();
+        assert_eq!(ips.first(), Some(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        for (i, ip) in ips.iter().enumerate().skip(1) {
+            assert!(
+                ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified(),
+                "{ip}"
+            );
+            assert!(!ips[..i].contains(ip), "{ip} twice");
+        }
+    }
+
+    #[test]
+    fn a_bound_address_is_announced_as_itself_unless_told_otherwise() {
+        let args = SfuArgs {
+            sfu_udp_port: 0,
+            sfu_bind: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+            sfu_announce: Vec::new(),
+            sfu_url: None,
+            sfu_api_key: None,
+            sfu_api_secret_file: None,
+        };
+        match args.setting() {
+            Ok(SfuSetting::Embedded { udp_bind, announce }) => {
+                assert_eq!(udp_bind, "127.0.0.3:0".parse().unwrap());
+                assert!(announce.is_empty(), "the SFU announces its bound address");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

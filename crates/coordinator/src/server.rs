@@ -1,4 +1,5 @@
-//! Starting and stopping a coordinator: the listener, the app's key and the shared state.
+//! Starting and stopping a coordinator: the listener, the app's key, the shared state and the
+//! embedded SFU.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +15,9 @@ use crate::hls::Broadcasts;
 use crate::hub::{Hub, Outbound};
 use crate::jwt::{Claims, SigningKey};
 use crate::listener::{self, HostCheck};
+use crate::room_events;
 use crate::sessions::Sessions;
+use crate::sfu::{SfuAccess, SfuSetting, SfuSettingError};
 use crate::state::{AppState, Limits};
 use crate::store::{Store, StoreError};
 
@@ -31,6 +34,9 @@ pub struct CoordinatorConfig {
     /// Allow fault injection (tests only).
     pub fault_injection: bool,
     pub limits: Limits,
+    /// Which SFU joins send people to: the embedded one (the default, on loopback) or an
+    /// external LiveKit-compatible server.
+    pub sfu: SfuSetting,
 }
 
 // By hand, so the API secret never prints.
@@ -44,6 +50,7 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("dev_token_endpoint", &self.dev_token_endpoint)
             .field("fault_injection", &self.fault_injection)
             .field("limits", &self.limits)
+            .field("sfu", &self.sfu)
             .finish()
     }
 }
@@ -57,6 +64,7 @@ impl Default for CoordinatorConfig {
             dev_token_endpoint: false,
             fault_injection: false,
             limits: Limits::default(),
+            sfu: SfuSetting::default(),
         }
     }
 }
@@ -72,6 +80,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the SFU setting cannot be used: {0}")]
+    SfuSetting(#[from] SfuSettingError),
+    #[error("could not start the embedded SFU: {0}")]
+    Sfu(#[from] confab_sfu::SfuStartError),
 }
 
 /// A coordinator serving on a port. Dropping it closes the listener too; [`shutdown`] also
@@ -82,6 +94,23 @@ pub struct RunningCoordinator {
     state: Arc<AppState>,
     local_addr: SocketAddr,
     serving: Serving,
+    /// The embedded SFU (`None` with an external one) and the task that lists its participants
+    /// in call sessions.
+    sfu: Option<EmbeddedSfu>,
+}
+
+struct EmbeddedSfu {
+    sfu: confab_sfu::Sfu,
+    room_events: JoinHandle<()>,
+}
+
+impl Drop for EmbeddedSfu {
+    // The task holds the state; it would otherwise live as long as the SFU's event channel.
+    // Open signal sockets hold handles to the SFU, so it is stopped explicitly.
+    fn drop(&mut self) {
+        self.room_events.abort();
+        self.sfu.shutdown();
+    }
 }
 
 /// The router served on one bound address until stopped: the coordinator's own address and
@@ -163,6 +192,32 @@ impl RunningCoordinator {
         self.state.signing.sign(claims)
     }
 
+    /// The embedded SFU, or `None` when joins go to an external one.
+    pub fn sfu(&self) -> Option<&confab_sfu::Sfu> {
+        self.sfu.as_ref().map(|e| &e.sfu)
+    }
+
+    /// The embedded SFU's media socket, or `None` when joins go to an external one.
+    pub fn sfu_udp_addr(&self) -> Option<SocketAddr> {
+        self.sfu().map(confab_sfu::Sfu::udp_addr)
+    }
+
+    /// The SFU's URL as joins hand it out (`credentials.server.url`).
+    pub fn sfu_url(&self) -> &str {
+        &self.state.sfu.url
+    }
+
+    /// The key SFU access tokens are signed for (the embedded SFU's own, or the external's).
+    pub fn sfu_api_key(&self) -> &str {
+        &self.state.sfu.api_key
+    }
+
+    /// The secret SFU access tokens are signed with, for tests and in-process tools that mint
+    /// or check them. Never printed (its `Debug` is redacted).
+    pub fn sfu_api_secret(&self) -> &confab_sfu::ApiSecret {
+        &self.state.sfu.api_secret
+    }
+
     /// Flips a fault switch. Returns how many sockets it touched. Does nothing unless the
     /// coordinator was started with `fault_injection`.
     pub fn inject(&self, command: FaultCommand) -> usize {
@@ -182,7 +237,7 @@ impl RunningCoordinator {
     /// development token endpoint is never served there.
     pub async fn serve_also(&self, addr: SocketAddr) -> Result<ExtraListener, StartError> {
         let (listener, local_addr) = Serving::bind(addr).await?;
-        let app = api::router(self.state.clone(), false);
+        let app = api::router(self.state.clone(), false, self.sfu());
         let serving = Serving::spawn(listener, local_addr, app, self.state.limits.clone());
         tracing::info!(target: "coordinator", %local_addr, "coordinator listening on an extra address");
         Ok(ExtraListener {
@@ -195,6 +250,8 @@ impl RunningCoordinator {
     pub async fn shutdown(mut self) {
         self.state.hub.send_to_user(None, Outbound::Drop);
         self.serving.stop(Duration::from_secs(3)).await;
+        // Stops the embedded SFU: its sessions are asked to reconnect, its port closes.
+        self.sfu = None;
     }
 }
 
@@ -247,6 +304,28 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
     let (listener, local_addr) = Serving::bind(config.addr).await?;
     // Whatever logs it, the app secret never reaches a log sink.
     confab_logging::redact::register_secret(&secret);
+    let base_url = format!("http://{local_addr}/video");
+    let (sfu_access, sfu) = match &config.sfu {
+        SfuSetting::Embedded { udp_bind, announce } => {
+            let access = SfuAccess::embedded(&base_url)?;
+            let sfu = confab_sfu::Sfu::start(confab_sfu::SfuConfig {
+                udp_bind: *udp_bind,
+                announce: announce.clone(),
+                ..confab_sfu::SfuConfig::loopback(access.api_key.clone(), access.api_secret.clone())
+            })
+            .await?;
+            (access, Some(sfu))
+        }
+        SfuSetting::External {
+            url,
+            api_key,
+            api_secret,
+        } => {
+            let access = SfuAccess::external(url, api_key, api_secret, MIN_SECRET_BYTES)?;
+            confab_logging::redact::register_secret(api_secret);
+            (access, None)
+        }
+    };
     let state = Arc::new(AppState {
         api_key,
         signing: SigningKey::new(secret),
@@ -255,16 +334,40 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         sessions: Sessions::default(),
         faults: Faults::new(config.fault_injection),
         limits: config.limits.clone(),
-        base_url: format!("http://{local_addr}/video"),
+        base_url,
         broadcasts: Broadcasts::default(),
         rate: Default::default(),
+        sfu: sfu_access,
     });
-    let app = api::router(state.clone(), config.dev_token_endpoint);
+    // Listening to the SFU's rooms before anyone can reach it.
+    let sfu = sfu.map(|sfu| EmbeddedSfu {
+        room_events: room_events::spawn(state.clone(), sfu.subscribe_events()),
+        sfu,
+    });
+    let app = api::router(
+        state.clone(),
+        config.dev_token_endpoint,
+        sfu.as_ref().map(|e| &e.sfu),
+    );
     let serving = Serving::spawn(listener, local_addr, app, config.limits.clone());
-    tracing::info!(target: "coordinator", base_url = %state.base_url, "coordinator listening");
+    match &sfu {
+        Some(embedded) => tracing::info!(
+            target: "coordinator",
+            base_url = %state.base_url,
+            sfu_udp_addr = %embedded.sfu.udp_addr(),
+            "coordinator listening, with its SFU"
+        ),
+        None => tracing::info!(
+            target: "coordinator",
+            base_url = %state.base_url,
+            sfu_api_key = %state.sfu.api_key,
+            "coordinator listening; joins go to an external SFU"
+        ),
+    }
     Ok(RunningCoordinator {
         state,
         local_addr,
         serving,
+        sfu,
     })
 }

@@ -1,5 +1,6 @@
-//! What every handler shares: the app's key, the store, the socket hub, sessions, faults and
-//! broadcasts. It imports only the modules that own those parts, never a handler.
+//! What every handler shares: the app's key, the store, the socket hub, sessions, faults,
+//! broadcasts and the SFU's access. It imports only the modules that own those parts, never
+//! a handler.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use crate::jwt::SigningKey;
 pub use crate::rate::Rate;
 use crate::rate::RateLimiter;
 use crate::sessions::Sessions;
+use crate::sfu::SfuAccess;
 use crate::store::Store;
 
 /// The state as axum hands it to handlers and extractors.
@@ -29,6 +31,8 @@ pub struct AppState {
     pub broadcasts: Broadcasts,
     /// Per-address token buckets for the endpoints that create things.
     pub rate: RateLimiter,
+    /// Where joins send people for media, and how their SFU tokens are signed.
+    pub sfu: SfuAccess,
 }
 
 #[derive(Debug, Clone)]

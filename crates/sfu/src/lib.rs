@@ -127,12 +127,11 @@ impl Sfu {
     /// Binds the media socket and starts the engine on a thread of its own (so its CPU time
     /// can be measured apart from the rest of the process).
     pub async fn start(config: SfuConfig) -> Result<Sfu, SfuStartError> {
-        let socket = std::net::UdpSocket::bind(config.udp_bind).map_err(|source| {
-            SfuStartError::Bind {
+        let socket =
+            std::net::UdpSocket::bind(config.udp_bind).map_err(|source| SfuStartError::Bind {
                 addr: config.udp_bind,
                 source,
-            }
-        })?;
+            })?;
         let udp_addr = socket.local_addr().map_err(|source| SfuStartError::Bind {
             addr: config.udp_bind,
             source,
@@ -192,9 +191,10 @@ impl Sfu {
         self.inner.engine.participants(room).await
     }
 
-    /// Ends every session (clients are told the server shut down) and stops the engine.
-    pub async fn shutdown(&self) {
-        self.inner.engine.send(engine::Command::Shutdown).await;
+    /// Ends every session (clients are asked to reconnect, as to a restarted server) and
+    /// stops the engine and its UDP port. Never waits; safe to call from `Drop`.
+    pub fn shutdown(&self) {
+        self.inner.engine.shutdown();
     }
 
     pub(crate) fn config(&self) -> &SfuConfig {

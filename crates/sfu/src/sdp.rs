@@ -88,7 +88,10 @@ pub(crate) fn rewrite_answer(sdp: &str, outgoing: &HashMap<String, Outgoing>) ->
         if line.starts_with("m=") {
             blocks.push(Vec::new());
         }
-        blocks.last_mut().expect("at least the session block").push(line);
+        blocks
+            .last_mut()
+            .expect("at least the session block")
+            .push(line);
     }
     let mut out = String::with_capacity(sdp.len() + 256);
     for (index, block) in blocks.iter().enumerate() {

@@ -113,7 +113,8 @@ pub fn decode_join_request(value: &str, max_bytes: usize) -> Result<lk::JoinRequ
     let bytes = URL_SAFE_NO_PAD
         .decode(normalized.as_bytes())
         .map_err(|_| DecodeError::Base64)?;
-    let wrapped = lk::WrappedJoinRequest::decode(bytes.as_slice()).map_err(|_| DecodeError::Protobuf)?;
+    let wrapped =
+        lk::WrappedJoinRequest::decode(bytes.as_slice()).map_err(|_| DecodeError::Protobuf)?;
     let body = match lk::wrapped_join_request::Compression::try_from(wrapped.compression) {
         Ok(lk::wrapped_join_request::Compression::None) => wrapped.join_request,
         Ok(lk::wrapped_join_request::Compression::Gzip) => {
@@ -133,7 +134,10 @@ pub fn decode_join_request(value: &str, max_bytes: usize) -> Result<lk::JoinRequ
 }
 
 /// Decodes one binary signal frame.
-pub fn decode_signal_request(frame: &[u8], max_bytes: usize) -> Result<lk::SignalRequest, DecodeError> {
+pub fn decode_signal_request(
+    frame: &[u8],
+    max_bytes: usize,
+) -> Result<lk::SignalRequest, DecodeError> {
     if frame.len() > max_bytes {
         return Err(DecodeError::TooLarge(max_bytes));
     }
@@ -152,7 +156,11 @@ fn bearer(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn check(sfu: &Sfu, query: &HashMap<String, String>, headers: &HeaderMap) -> Result<AccessClaims, SignalRefusal> {
+fn check(
+    sfu: &Sfu,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<AccessClaims, SignalRefusal> {
     let config = sfu.config();
     Ok(token::verify(
         &config.api_key,
@@ -234,8 +242,8 @@ async fn session(sfu: Sfu, socket: WebSocket, claims: AccessClaims, join: lk::Jo
     let (signal_tx, mut signal_rx) = mpsc::channel(512);
     let (reply, answer) = oneshot::channel();
     let settings = join.connection_settings.unwrap_or_default();
-    let resume_sid = (join.reconnect && !join.participant_sid.is_empty())
-        .then(|| join.participant_sid.clone());
+    let resume_sid =
+        (join.reconnect && !join.participant_sid.is_empty()).then(|| join.participant_sid.clone());
     let command = JoinCommand {
         room: claims.video.room.clone(),
         identity: claims.sub.clone(),
@@ -334,7 +342,7 @@ async fn session(sfu: Sfu, socket: WebSocket, claims: AccessClaims, join: lk::Jo
                     }
                     message => {
                         let leaving = matches!(message, Req::Leave(_));
-                        if !engine.send(Command::Signal { key, message }).await {
+                        if !engine.send(Command::Signal { key, message: Box::new(message) }).await {
                             break;
                         }
                         if leaving {

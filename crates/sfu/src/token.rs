@@ -134,7 +134,10 @@ pub(crate) fn sign(secret: &ApiSecret, claims: &AccessClaims) -> String {
     let input = format!("{header}.{payload}");
     let mut mac = secret.mac();
     mac.update(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Why a signal connection's token was refused. Messages never repeat the token.
@@ -208,14 +211,18 @@ pub(crate) fn verify_at(
     if claims.iss != api_key {
         return Err(TokenError::UnknownKey);
     }
+    let (signing_input, _) = jwt.rsplit_once('.').ok_or(TokenError::Malformed)?;
     let mut mac = secret.mac();
-    mac.update(jwt[..jwt.len() - jwt.rsplit('.').next().map_or(0, str::len) - 1].as_bytes());
+    mac.update(signing_input.as_bytes());
     mac.verify_slice(&signature)
         .map_err(|_| TokenError::BadSignature)?;
     if claims.exp.saturating_add(LEEWAY_SECS) < now {
         return Err(TokenError::Expired);
     }
-    if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+    {
         return Err(TokenError::NotYetValid);
     }
     if !claims.video.room_join {
@@ -276,12 +283,38 @@ mod tests {
             Err(TokenError::BadSignature)
         );
         let later = unix_now() + 600 + LEEWAY_SECS + 5;
-        assert_eq!(verify_at("key", &secret, &jwt, later), Err(TokenError::Expired));
+        assert_eq!(
+            verify_at("key", &secret, &jwt, later),
+            Err(TokenError::Expired)
+        );
         assert_eq!(verify("key", &secret, ""), Err(TokenError::Missing));
         assert_eq!(verify("key", &secret, "a.b"), Err(TokenError::Malformed));
-        let no_join = mint("key", &secret, &token("ada", VideoGrant { room: "r".into(), ..VideoGrant::default() }));
-        assert_eq!(verify("key", &secret, &no_join), Err(TokenError::NoRoomJoin));
-        let no_room = mint("key", &secret, &token("ada", VideoGrant { room_join: true, ..VideoGrant::default() }));
+        let no_join = mint(
+            "key",
+            &secret,
+            &token(
+                "ada",
+                VideoGrant {
+                    room: "r".into(),
+                    ..VideoGrant::default()
+                },
+            ),
+        );
+        assert_eq!(
+            verify("key", &secret, &no_join),
+            Err(TokenError::NoRoomJoin)
+        );
+        let no_room = mint(
+            "key",
+            &secret,
+            &token(
+                "ada",
+                VideoGrant {
+                    room_join: true,
+                    ..VideoGrant::default()
+                },
+            ),
+        );
         assert_eq!(verify("key", &secret, &no_room), Err(TokenError::NoRoom));
     }
 
@@ -290,7 +323,10 @@ mod tests {
         let secret = ApiSecret::new("s3cret-s3cret-s3cret");
         let jwt = mint("key", &secret, &token("ada", grant("r")));
         let payload = jwt.split('.').nth(1).unwrap();
-        let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#));
+        let none = format!(
+            "{}.{payload}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#)
+        );
         assert_eq!(verify("key", &secret, &none), Err(TokenError::Malformed));
     }
 

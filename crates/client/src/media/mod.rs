@@ -154,9 +154,24 @@ impl TrackSpec {
     pub fn with_simulcast(mut self) -> Self {
         let (w, h) = (self.width, self.height);
         self.layers = vec![
-            Layer { rid: "q".into(), width: w / 4, height: h / 4, bitrate: 150_000 },
-            Layer { rid: "h".into(), width: w / 2, height: h / 2, bitrate: 500_000 },
-            Layer { rid: "f".into(), width: w, height: h, bitrate: 1_500_000 },
+            Layer {
+                rid: "q".into(),
+                width: w / 4,
+                height: h / 4,
+                bitrate: 150_000,
+            },
+            Layer {
+                rid: "h".into(),
+                width: w / 2,
+                height: h / 2,
+                bitrate: 500_000,
+            },
+            Layer {
+                rid: "f".into(),
+                width: w,
+                height: h,
+                bitrate: 1_500_000,
+            },
         ];
         self
     }
@@ -205,21 +220,50 @@ pub enum ConnectionQuality {
 #[derive(Debug, Clone)]
 pub enum CallEvent {
     /// Joined (or rejoined): this participant's sid.
-    Joined { sid: String },
+    Joined {
+        sid: String,
+    },
     ParticipantJoined(RemoteParticipant),
-    ParticipantLeft { sid: String, identity: String },
-    TrackPublished { identity: String, track: RemoteTrack },
-    TrackUnpublished { identity: String, track_sid: String },
-    TrackMuted { identity: String, track_sid: String, muted: bool },
-    Speaking { identity: String, speaking: bool, level: f32 },
-    DominantSpeaker { identity: Option<String> },
-    Quality { identity: String, quality: ConnectionQuality, score: f32 },
+    ParticipantLeft {
+        sid: String,
+        identity: String,
+    },
+    TrackPublished {
+        identity: String,
+        track: RemoteTrack,
+    },
+    TrackUnpublished {
+        identity: String,
+        track_sid: String,
+    },
+    TrackMuted {
+        identity: String,
+        track_sid: String,
+        muted: bool,
+    },
+    Speaking {
+        identity: String,
+        speaking: bool,
+        level: f32,
+    },
+    DominantSpeaker {
+        identity: Option<String>,
+    },
+    Quality {
+        identity: String,
+        quality: ConnectionQuality,
+        score: f32,
+    },
     Frame(RemoteFrame),
     /// The SFU was lost; rejoining (attempt counts from 1).
-    Reconnecting { attempt: u32 },
+    Reconnecting {
+        attempt: u32,
+    },
     Reconnected,
     /// The session ended; no more events follow.
-    Disconnected { reason: String },
+    Disconnected {
+        reason: String,
+    },
 }
 
 /// Per track figures, from str0m's stats (every second).
@@ -325,6 +369,7 @@ pub(crate) enum Command {
         height: u32,
     },
     Stats(oneshot::Sender<CallStats>),
+    Participants(oneshot::Sender<Vec<RemoteParticipant>>),
     /// Drops the UDP path (tests of ICE restarts): datagrams are not sent or read.
     SimulateNetworkBlip(Duration),
     Leave(oneshot::Sender<()>),
@@ -406,7 +451,11 @@ impl CallSession {
         let kind = spec.kind;
         let cid = format!("TC_{}", uuid::Uuid::new_v4().simple());
         self.commands
-            .send(Command::Publish { cid: cid.clone(), spec, reply })
+            .send(Command::Publish {
+                cid: cid.clone(),
+                spec,
+                reply,
+            })
             .await
             .map_err(|_| PublishError::Ended)?;
         let sid = answer.await.map_err(|_| PublishError::Ended)??;
@@ -422,7 +471,10 @@ impl CallSession {
     pub async fn set_subscribed(&self, track_sid: &str, subscribe: bool) {
         let _ = self
             .commands
-            .send(Command::Subscribe { track_sid: track_sid.to_owned(), subscribe })
+            .send(Command::Subscribe {
+                track_sid: track_sid.to_owned(),
+                subscribe,
+            })
             .await;
     }
 
@@ -430,7 +482,11 @@ impl CallSession {
     pub async fn set_video_size(&self, track_sid: &str, width: u32, height: u32) {
         let _ = self
             .commands
-            .send(Command::Quality { track_sid: track_sid.to_owned(), width, height })
+            .send(Command::Quality {
+                track_sid: track_sid.to_owned(),
+                width,
+                height,
+            })
             .await;
     }
 
@@ -442,9 +498,26 @@ impl CallSession {
         answer.await.unwrap_or_default()
     }
 
+    /// The other participants now, with their tracks.
+    pub async fn participants(&self) -> Vec<RemoteParticipant> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Participants(reply))
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
     /// Stops sending and reading UDP for `duration` (a network blip, for tests).
     pub async fn simulate_network_blip(&self, duration: Duration) {
-        let _ = self.commands.send(Command::SimulateNetworkBlip(duration)).await;
+        let _ = self
+            .commands
+            .send(Command::SimulateNetworkBlip(duration))
+            .await;
     }
 
     /// Leaves the call: the others see this participant go at once.
@@ -468,7 +541,10 @@ impl LocalTrack {
     /// Queues a frame. Never waits: a full queue drops the frame (a newer one follows).
     pub fn send_frame(&self, frame: EncodedFrame) -> Result<(), SendFrameError> {
         self.commands
-            .try_send(Command::Frame { cid: self.cid.clone(), frame })
+            .try_send(Command::Frame {
+                cid: self.cid.clone(),
+                frame,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => SendFrameError::Full,
                 mpsc::error::TrySendError::Closed(_) => SendFrameError::Ended,
@@ -478,7 +554,10 @@ impl LocalTrack {
     /// Sends a frame, waiting for room in the queue (tests that must not drop any).
     pub async fn send_frame_waiting(&self, frame: EncodedFrame) -> Result<(), SendFrameError> {
         self.commands
-            .send(Command::Frame { cid: self.cid.clone(), frame })
+            .send(Command::Frame {
+                cid: self.cid.clone(),
+                frame,
+            })
             .await
             .map_err(|_| SendFrameError::Ended)
     }
@@ -486,11 +565,17 @@ impl LocalTrack {
     pub async fn set_muted(&self, muted: bool) {
         let _ = self
             .commands
-            .send(Command::Mute { cid: self.cid.clone(), muted })
+            .send(Command::Mute {
+                cid: self.cid.clone(),
+                muted,
+            })
             .await;
     }
 
     pub async fn unpublish(self) {
-        let _ = self.commands.send(Command::Unpublish { cid: self.cid }).await;
+        let _ = self
+            .commands
+            .send(Command::Unpublish { cid: self.cid })
+            .await;
     }
 }

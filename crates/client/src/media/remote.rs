@@ -86,7 +86,9 @@ impl Remotes {
     }
 
     pub fn identity_of_sid(&self, sid: &str) -> Option<&str> {
-        self.by_sid.get(sid).map(|k| k.participant.identity.as_str())
+        self.by_sid
+            .get(sid)
+            .map(|k| k.participant.identity.as_str())
     }
 
     /// The participant sid and track of `track_sid`.
@@ -101,7 +103,10 @@ impl Remotes {
     }
 
     pub fn participants(&self) -> Vec<RemoteParticipant> {
-        self.by_sid.values().map(|k| k.participant.clone()).collect()
+        self.by_sid
+            .values()
+            .map(|k| k.participant.clone())
+            .collect()
     }
 
     /// Applies one participant's info (skipping stale versions) and returns what changed.
@@ -182,7 +187,12 @@ impl Remotes {
     }
 
     /// Applies a speakers delta; returns speaking changes and a new dominant speaker.
-    pub fn speakers(&mut self, changed: &lk::SpeakersChanged, own_sid: &str, own_identity: &str) -> Vec<CallEvent> {
+    pub fn speakers(
+        &mut self,
+        changed: &lk::SpeakersChanged,
+        own_sid: &str,
+        own_identity: &str,
+    ) -> Vec<CallEvent> {
         let mut events = Vec::new();
         for speaker in &changed.speakers {
             let identity = if speaker.sid == own_sid {
@@ -224,7 +234,12 @@ impl Remotes {
         events
     }
 
-    pub fn quality(&self, update: &lk::ConnectionQualityUpdate, own_sid: &str, own_identity: &str) -> Vec<CallEvent> {
+    pub fn quality(
+        &self,
+        update: &lk::ConnectionQualityUpdate,
+        own_sid: &str,
+        own_identity: &str,
+    ) -> Vec<CallEvent> {
         update
             .updates
             .iter()
@@ -282,13 +297,21 @@ mod tests {
         let e = r.apply(&info("PA_a", 2, vec![track("TR_1", false)]), "PA_me");
         assert!(matches!(&e[..], [CallEvent::TrackPublished { track, .. }] if track.sid == "TR_1"));
         let e = r.apply(&info("PA_a", 3, vec![track("TR_1", true)]), "PA_me");
-        assert!(matches!(&e[..], [CallEvent::TrackMuted { muted: true, .. }]));
+        assert!(matches!(
+            &e[..],
+            [CallEvent::TrackMuted { muted: true, .. }]
+        ));
         assert!(r.apply(&info("PA_a", 2, vec![]), "PA_me").is_empty());
         let e = r.apply(&info("PA_a", 4, vec![]), "PA_me");
-        assert!(matches!(&e[..], [CallEvent::TrackUnpublished { track_sid, .. }] if track_sid == "TR_1"));
+        assert!(
+            matches!(&e[..], [CallEvent::TrackUnpublished { track_sid, .. }] if track_sid == "TR_1")
+        );
         let mut gone = info("PA_a", 5, vec![]);
         gone.state = lk::participant_info::State::Disconnected as i32;
-        assert!(matches!(&r.apply(&gone, "PA_me")[..], [CallEvent::ParticipantLeft { .. }]));
+        assert!(matches!(
+            &r.apply(&gone, "PA_me")[..],
+            [CallEvent::ParticipantLeft { .. }]
+        ));
         assert!(r.apply(&info("PA_me", 1, vec![]), "PA_me").is_empty());
     }
 }

@@ -13,11 +13,16 @@ pub(crate) fn signal_url(
     token: &str,
     join: &lk::JoinRequest,
 ) -> Result<url::Url, JoinMediaError> {
-    let mut url = url::Url::parse(base.trim()).map_err(|e| JoinMediaError::BadUrl(e.to_string()))?;
+    let mut url =
+        url::Url::parse(base.trim()).map_err(|e| JoinMediaError::BadUrl(e.to_string()))?;
     let scheme = match url.scheme() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
-        other => return Err(JoinMediaError::BadUrl(format!("{other}:// is not a web address"))),
+        other => {
+            return Err(JoinMediaError::BadUrl(format!(
+                "{other}:// is not a web address"
+            )))
+        }
     };
     url.set_scheme(scheme)
         .map_err(|_| JoinMediaError::BadUrl("the scheme cannot change".into()))?;
@@ -65,13 +70,19 @@ mod tests {
 
     #[test]
     fn the_url_follows_livekit_clients() {
-        let url = signal_url("http://127.0.0.1:9/video/sfu/", "tok", &join_request(None, true, None)).unwrap();
+        let url = signal_url(
+            "http://127.0.0.1:9/video/sfu/",
+            "tok",
+            &join_request(None, true, None),
+        )
+        .unwrap();
         assert_eq!(url.scheme(), "ws");
         assert_eq!(url.path(), "/video/sfu/rtc/v1");
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         assert_eq!(pairs[0], ("access_token".into(), "tok".into()));
         assert_eq!(pairs[1].0, "join_request");
-        let secure = signal_url("https://sfu.example/", "t", &join_request(None, true, None)).unwrap();
+        let secure =
+            signal_url("https://sfu.example/", "t", &join_request(None, true, None)).unwrap();
         assert_eq!(secure.scheme(), "wss");
         assert!(signal_url("ftp://x", "t", &join_request(None, true, None)).is_err());
     }

@@ -18,10 +18,16 @@ pub struct FrameStamp {
 }
 
 fn body(stamp: FrameStamp, size: usize) -> Vec<u8> {
-    let head = format!("CFB1 seq={:012} at={:016} ", stamp.seq, stamp.sent_at_micros);
+    let head = format!(
+        "CFB1 seq={:012} at={:016} ",
+        stamp.seq, stamp.sent_at_micros
+    );
     let mut out = head.into_bytes();
     // Filler derived from the sequence number, so a frame spliced from two others fails.
-    let mut state = stamp.seq.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = stamp
+        .seq
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     while out.len() + 9 < size {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
         out.push(b'a' + ((state >> 33) % 26) as u8);
@@ -32,9 +38,9 @@ fn body(stamp: FrameStamp, size: usize) -> Vec<u8> {
 }
 
 fn checksum(bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(0x811c9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x01000193))
+    bytes.iter().fold(0x811c9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x01000193)
+    })
 }
 
 /// A video frame of about `size` bytes.
@@ -73,7 +79,10 @@ pub fn read_frame(data: &[u8]) -> Option<FrameStamp> {
     parts.next()?;
     let seq = parts.next()?.strip_prefix("seq=")?.parse().ok()?;
     let sent_at_micros = parts.next()?.strip_prefix("at=")?.parse().ok()?;
-    Some(FrameStamp { seq, sent_at_micros })
+    Some(FrameStamp {
+        seq,
+        sent_at_micros,
+    })
 }
 
 /// Microseconds since the Unix epoch, for stamps.
@@ -90,7 +99,10 @@ mod tests {
 
     #[test]
     fn frames_read_back_and_damage_is_caught() {
-        let stamp = FrameStamp { seq: 42, sent_at_micros: 7 };
+        let stamp = FrameStamp {
+            seq: 42,
+            sent_at_micros: 7,
+        };
         for codec in [VideoCodec::H264, VideoCodec::Vp8] {
             let frame = video_frame(codec, stamp, true, 5000);
             assert!(frame.len() >= 4990);

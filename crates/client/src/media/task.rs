@@ -126,12 +126,22 @@ fn now_millis() -> i64 {
 }
 
 fn binary(message: Req) -> WsMessage {
-    WsMessage::Binary(lk::SignalRequest { message: Some(message) }.encode_to_vec().into())
+    WsMessage::Binary(
+        lk::SignalRequest {
+            message: Some(message),
+        }
+        .encode_to_vec()
+        .into(),
+    )
 }
 
 /// The local address the system would use toward `target`: the host candidate to announce.
 fn local_ip_toward(target: SocketAddr) -> std::io::Result<std::net::IpAddr> {
-    let probe = std::net::UdpSocket::bind(if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+    let probe = std::net::UdpSocket::bind(if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
     // A UDP connect sends nothing; it only picks the route.
     probe.connect(target)?;
     Ok(probe.local_addr()?.ip())
@@ -159,7 +169,11 @@ fn add_track_request(cid: &str, spec: &TrackSpec) -> lk::AddTrackRequest {
     lk::AddTrackRequest {
         cid: cid.to_owned(),
         name: spec.name.clone(),
-        r#type: if video { lk::TrackType::Video } else { lk::TrackType::Audio } as i32,
+        r#type: if video {
+            lk::TrackType::Video
+        } else {
+            lk::TrackType::Audio
+        } as i32,
         width: spec.width,
         height: spec.height,
         muted: spec.muted,
@@ -252,7 +266,9 @@ impl SessionTask {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
             .await
             .map_err(|e| JoinMediaError::Media(e.to_string()))?;
-        let local_addr = socket.local_addr().map_err(|e| JoinMediaError::Media(e.to_string()))?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|e| JoinMediaError::Media(e.to_string()))?;
 
         let now = Instant::now();
         let mut rtc = Rtc::builder()
@@ -262,14 +278,27 @@ impl SessionTask {
             .enable_h264(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
-        let candidate = Candidate::host(local_addr, "udp").map_err(|e| JoinMediaError::Media(e.to_string()))?;
+        let candidate =
+            Candidate::host(local_addr, "udp").map_err(|e| JoinMediaError::Media(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         let mut api = rtc.sdp_api();
         api.add_channel("_reliable".to_owned());
         let mut recv_mids = Vec::new();
         for _ in 0..self.options.initial_receive_sections {
-            recv_mids.push(api.add_media(str0m::media::MediaKind::Audio, Direction::RecvOnly, None, None, None));
-            recv_mids.push(api.add_media(str0m::media::MediaKind::Video, Direction::RecvOnly, None, None, None));
+            recv_mids.push(api.add_media(
+                str0m::media::MediaKind::Audio,
+                Direction::RecvOnly,
+                None,
+                None,
+                None,
+            ));
+            recv_mids.push(api.add_media(
+                str0m::media::MediaKind::Video,
+                Direction::RecvOnly,
+                None,
+                None,
+                None,
+            ));
         }
         let (offer, pending) = api
             .apply()
@@ -312,7 +341,9 @@ impl SessionTask {
                 match ws.next().await {
                     Some(Ok(WsMessage::Binary(bytes))) => return Ok(bytes),
                     Some(Ok(WsMessage::Close(_))) | None => {
-                        return Err(JoinMediaError::Ended("the SFU closed the connection".into()))
+                        return Err(JoinMediaError::Ended(
+                            "the SFU closed the connection".into(),
+                        ))
                     }
                     Some(Err(e)) => return Err(JoinMediaError::Unreachable(e.to_string())),
                     Some(Ok(_)) => continue,
@@ -321,20 +352,29 @@ impl SessionTask {
         })
         .await
         .map_err(|_| JoinMediaError::Timeout)??;
-        let response = lk::SignalResponse::decode(first.as_ref())
-            .map_err(|_| JoinMediaError::Ended("the SFU's answer is not a signal message".into()))?;
+        let response = lk::SignalResponse::decode(first.as_ref()).map_err(|_| {
+            JoinMediaError::Ended("the SFU's answer is not a signal message".into())
+        })?;
         let join = match response.message {
             Some(Resp::Join(join)) => join,
             Some(Resp::Leave(leave)) => {
                 let reason = lk::DisconnectReason::try_from(leave.reason)
                     .map(|r| r.as_str_name().to_owned())
                     .unwrap_or_default();
-                return Err(JoinMediaError::Ended(format!("the SFU refused the join ({reason})")));
+                return Err(JoinMediaError::Ended(format!(
+                    "the SFU refused the join ({reason})"
+                )));
             }
-            _ => return Err(JoinMediaError::Ended("the SFU did not answer the join first".into())),
+            _ => {
+                return Err(JoinMediaError::Ended(
+                    "the SFU did not answer the join first".into(),
+                ))
+            }
         };
         let me = join.participant.clone().unwrap_or_default();
-        let mut events = vec![CallEvent::Joined { sid: me.sid.clone() }];
+        let mut events = vec![CallEvent::Joined {
+            sid: me.sid.clone(),
+        }];
         for other in &join.other_participants {
             events.extend(self.remotes.apply(other, &me.sid));
         }
@@ -387,7 +427,9 @@ impl SessionTask {
                         None => {
                             self.fail_pending_publishes();
                             self.emit(CallEvent::Disconnected {
-                                reason: format!("the call's media server was lost ({why}) and rejoining failed"),
+                                reason: format!(
+                                    "the call's media server was lost ({why}) and rejoining failed"
+                                ),
                             })
                             .await;
                             return;
@@ -425,6 +467,7 @@ impl SessionTask {
                         None => return None,
                         Some(Command::Leave(reply)) => { let _ = reply.send(()); return None; }
                         Some(Command::Stats(reply)) => { let _ = reply.send(self.stats.clone()); }
+                        Some(Command::Participants(reply)) => { let _ = reply.send(Vec::new()); }
                         Some(Command::Publish { cid, spec, reply }) => self.queue_publish(cid, spec, reply),
                         Some(_) => {}
                     }
@@ -451,13 +494,20 @@ impl SessionTask {
                     tracing::debug!(target: "call_session", "rejoin refused: {e}");
                     return None;
                 }
-                Err(e) => tracing::debug!(target: "call_session", "rejoin attempt {attempt} failed: {e}"),
+                Err(e) => {
+                    tracing::debug!(target: "call_session", "rejoin attempt {attempt} failed: {e}")
+                }
             }
         }
         None
     }
 
-    fn queue_publish(&mut self, cid: String, spec: TrackSpec, reply: oneshot::Sender<Result<String, PublishError>>) {
+    fn queue_publish(
+        &mut self,
+        cid: String,
+        spec: TrackSpec,
+        reply: oneshot::Sender<Result<String, PublishError>>,
+    ) {
         self.tracks.push(LocalTrackState {
             cid,
             spec,
@@ -495,7 +545,11 @@ impl SessionTask {
                 }
             }
         }
-        self.tracks.retain(|t| t.sid.is_some() || t.reply.is_some() || now.duration_since(t.requested_at) <= PUBLISH_TIMEOUT);
+        self.tracks.retain(|t| {
+            t.sid.is_some()
+                || t.reply.is_some()
+                || now.duration_since(t.requested_at) <= PUBLISH_TIMEOUT
+        });
         if now.duration_since(conn.last_signal) > conn.ping_timeout {
             return Flow::Lost("the signal connection went silent".into());
         }
@@ -647,13 +701,19 @@ impl SessionTask {
                 Some(CallEvent::Frame(frame))
             }
             Event::MediaEgressStats(s) => {
-                let sid = self.tracks.iter().find(|t| t.mid == Some(s.mid)).and_then(|t| t.sid.clone())?;
+                let sid = self
+                    .tracks
+                    .iter()
+                    .find(|t| t.mid == Some(s.mid))
+                    .and_then(|t| t.sid.clone())?;
                 self.record_stats(sid, s.rid, true, s.bytes, s.packets, s.loss, s.rtt, s.nacks);
                 None
             }
             Event::MediaIngressStats(s) => {
                 let sid = conn.mid_to_track.get(&s.mid.to_string())?.clone();
-                self.record_stats(sid, s.rid, false, s.bytes, s.packets, s.loss, s.rtt, s.nacks);
+                self.record_stats(
+                    sid, s.rid, false, s.bytes, s.packets, s.loss, s.rtt, s.nacks,
+                );
                 None
             }
             Event::PeerStats(s) => {
@@ -705,16 +765,31 @@ impl SessionTask {
 
     /// Makes the next offer if one is wanted and none is in flight.
     async fn negotiate(&mut self, conn: &mut Connection) -> Result<(), Flow> {
-        let publishes = self.tracks.iter().any(|t| t.sid.is_some() && t.mid.is_none());
+        let publishes = self
+            .tracks
+            .iter()
+            .any(|t| t.sid.is_some() && t.mid.is_none());
         if conn.pending.is_some() || !(conn.wants_offer || publishes || conn.ice_restart) {
             return Ok(());
         }
         let mut api = conn.rtc.sdp_api();
         for _ in 0..conn.extra_audio.min(16) {
-            conn.recv_mids.push(api.add_media(str0m::media::MediaKind::Audio, Direction::RecvOnly, None, None, None));
+            conn.recv_mids.push(api.add_media(
+                str0m::media::MediaKind::Audio,
+                Direction::RecvOnly,
+                None,
+                None,
+                None,
+            ));
         }
         for _ in 0..conn.extra_video.min(16) {
-            conn.recv_mids.push(api.add_media(str0m::media::MediaKind::Video, Direction::RecvOnly, None, None, None));
+            conn.recv_mids.push(api.add_media(
+                str0m::media::MediaKind::Video,
+                Direction::RecvOnly,
+                None,
+                None,
+                None,
+            ));
         }
         conn.extra_audio = 0;
         conn.extra_video = 0;
@@ -722,7 +797,11 @@ impl SessionTask {
         for mid in &conn.recv_mids {
             api.set_direction(*mid, Direction::RecvOnly);
         }
-        for track in self.tracks.iter_mut().filter(|t| t.sid.is_some() && t.mid.is_none()) {
+        for track in self
+            .tracks
+            .iter_mut()
+            .filter(|t| t.sid.is_some() && t.mid.is_none())
+        {
             let kind = match track.spec.kind {
                 MediaKind::Audio => str0m::media::MediaKind::Audio,
                 MediaKind::Video => str0m::media::MediaKind::Video,
@@ -735,7 +814,13 @@ impl SessionTask {
                 s
             });
             let stream = format!("{}-stream", track.cid);
-            track.mid = Some(api.add_media(kind, Direction::SendOnly, Some(stream), Some(track.cid.clone()), simulcast));
+            track.mid = Some(api.add_media(
+                kind,
+                Direction::SendOnly,
+                Some(stream),
+                Some(track.cid.clone()),
+                simulcast,
+            ));
         }
         if conn.ice_restart {
             api.ice_restart(true);
@@ -780,7 +865,9 @@ impl SessionTask {
                 }
                 conn.mid_to_track = answer.mid_to_track_id;
                 for track in &mut self.tracks {
-                    if let (Some(reply), Some(sid), Some(_)) = (track.reply.as_ref(), track.sid.as_ref(), track.mid) {
+                    if let (Some(reply), Some(sid), Some(_)) =
+                        (track.reply.as_ref(), track.sid.as_ref(), track.mid)
+                    {
                         let _ = reply;
                         if let Some(reply) = track.reply.take() {
                             let _ = reply.send(Ok(sid.clone()));
@@ -818,7 +905,9 @@ impl SessionTask {
                 conn.wants_offer = true;
             }
             Resp::SpeakersChanged(changed) => {
-                let events = self.remotes.speakers(&changed, &conn.own_sid, &conn.identity);
+                let events = self
+                    .remotes
+                    .speakers(&changed, &conn.own_sid, &conn.identity);
                 for event in events {
                     self.emit(event).await;
                 }
@@ -866,7 +955,12 @@ impl SessionTask {
                 };
                 track.spec.muted = muted;
                 if let Some(sid) = track.sid.clone() {
-                    if conn.ws.send(binary(Req::Mute(lk::MuteTrackRequest { sid, muted }))).await.is_err() {
+                    if conn
+                        .ws
+                        .send(binary(Req::Mute(lk::MuteTrackRequest { sid, muted })))
+                        .await
+                        .is_err()
+                    {
                         return Flow::Lost("the signal connection failed".into());
                     }
                 }
@@ -882,18 +976,24 @@ impl SessionTask {
                                 let id = conn.next_offer_id;
                                 conn.next_offer_id += 1;
                                 conn.pending = Some((pending, id));
-                                let _ = conn.ws.send(binary(Req::Offer(lk::SessionDescription {
-                                    r#type: "offer".into(),
-                                    sdp: offer.to_sdp_string(),
-                                    id,
-                                    mid_to_track_id: HashMap::new(),
-                                }))).await;
+                                let _ = conn
+                                    .ws
+                                    .send(binary(Req::Offer(lk::SessionDescription {
+                                        r#type: "offer".into(),
+                                        sdp: offer.to_sdp_string(),
+                                        id,
+                                        mid_to_track_id: HashMap::new(),
+                                    })))
+                                    .await;
                             }
                         }
                     }
                 }
             }
-            Command::Subscribe { track_sid, subscribe } => {
+            Command::Subscribe {
+                track_sid,
+                subscribe,
+            } => {
                 let message = Req::Subscription(lk::UpdateSubscription {
                     track_sids: vec![track_sid],
                     subscribe,
@@ -903,7 +1003,11 @@ impl SessionTask {
                     return Flow::Lost("the signal connection failed".into());
                 }
             }
-            Command::Quality { track_sid, width, height } => {
+            Command::Quality {
+                track_sid,
+                width,
+                height,
+            } => {
                 let message = Req::TrackSetting(lk::UpdateTrackSettings {
                     track_sids: vec![track_sid],
                     width,
@@ -919,18 +1023,26 @@ impl SessionTask {
                 stats.tracks = self.track_stats.values().map(|(s, _)| s.clone()).collect();
                 let _ = reply.send(stats);
             }
+            Command::Participants(reply) => {
+                let _ = reply.send(self.remotes.participants());
+            }
             Command::SimulateNetworkBlip(duration) => {
                 conn.blip_until = Some(Instant::now() + duration);
             }
             Command::Leave(reply) => {
-                let _ = conn.ws.send(binary(Req::Leave(lk::LeaveRequest {
-                    reason: lk::DisconnectReason::ClientInitiated as i32,
-                    ..Default::default()
-                }))).await;
+                let _ = conn
+                    .ws
+                    .send(binary(Req::Leave(lk::LeaveRequest {
+                        reason: lk::DisconnectReason::ClientInitiated as i32,
+                        ..Default::default()
+                    })))
+                    .await;
                 let _ = conn.ws.close(None).await;
                 self.fail_pending_publishes();
                 let _ = reply.send(());
-                let _ = self.events.try_send(CallEvent::Disconnected { reason: "left the call".into() });
+                let _ = self.events.try_send(CallEvent::Disconnected {
+                    reason: "left the call".into(),
+                });
                 return Flow::Left;
             }
         }

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use confab_protocol::EventType;
+use confab_sfu::token::{AccessToken, VideoGrant};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -21,7 +22,7 @@ use crate::state::{AppState, Shared};
 use crate::store::CallRecord;
 use crate::view::{call_view, load_call, may_read, require_host, role_in};
 
-/// Lifetime of the stand-in SFU token `join` hands out.
+/// Lifetime of the SFU access token `join` hands out.
 const SFU_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// `query_calls` answers this many calls unless asked for fewer, and never more than the max.
 const DEFAULT_QUERY_LIMIT: usize = 25;
@@ -207,18 +208,47 @@ pub struct JoinBody {
     data: Option<CallData>,
 }
 
-/// The SFU part of a join answer. There is no SFU in local mode; the credentials keep the
-/// shape clients expect.
-fn sfu_credentials(state: &AppState, user_id: &str) -> Value {
-    json!({
+/// The SFU part of a join answer: where the SFU is, and a LiveKit access token for the call's
+/// room (named by its cid) under the user's id. The grant follows the caller's capabilities in
+/// the call: without `send-audio` or `send-video` (a livestream's viewers) it only subscribes.
+async fn sfu_credentials(
+    state: &AppState,
+    cid: &str,
+    user_id: &str,
+    own_capabilities: &Value,
+) -> Result<Value, ApiError> {
+    let can_publish = own_capabilities
+        .as_array()
+        .is_some_and(|caps| caps.iter().any(|c| c == "send-audio" || c == "send-video"));
+    let name = state
+        .store
+        .user(user_id)
+        .await?
+        .and_then(|u| u.name)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| user_id.to_owned());
+    let token = state.sfu.mint(&AccessToken {
+        identity: user_id.to_owned(),
+        name,
+        grant: VideoGrant {
+            room: cid.to_owned(),
+            room_join: true,
+            can_publish: Some(can_publish),
+            can_subscribe: Some(true),
+            can_publish_data: Some(can_publish),
+            ..VideoGrant::default()
+        },
+        ttl: SFU_TOKEN_TTL,
+    });
+    Ok(json!({
         "server": {
-            "url": format!("{}/sfu", state.base_url),
-            "ws_endpoint": format!("{}/sfu/ws", state.base_url.replacen("http", "ws", 1)),
+            "url": state.sfu.url,
+            "ws_endpoint": state.sfu.ws_endpoint,
             "edge_name": "local",
         },
-        "token": state.signing.user_token(user_id, Some(SFU_TOKEN_TTL)),
+        "token": token,
         "ice_servers": [],
-    })
+    }))
 }
 
 pub async fn join_call(
@@ -267,14 +297,26 @@ pub async fn join_call(
     if created {
         announce_created(&state, &caller, &call).await?;
     }
-    let (session, participant) = state
+    let joined = state
         .sessions
         .join(&call.cid, user_id, connection.0.as_deref());
-    announce_joined(&state, &call.cid, &session.id, &participant, caller.role()).await?;
+    // Entries the join replaced have left, so clients drop them.
+    for old in &joined.replaced {
+        announce_left(&state, &call.cid, &joined.session.id, old).await?;
+    }
+    announce_joined(
+        &state,
+        &call.cid,
+        &joined.session.id,
+        &joined.participant,
+        caller.role(),
+    )
+    .await?;
 
     let mut view = call_view(&state, &caller, &call).await?;
     view["created"] = json!(created);
-    view["credentials"] = sfu_credentials(&state, user_id);
+    view["credentials"] =
+        sfu_credentials(&state, &call.cid, user_id, &view["own_capabilities"]).await?;
     view["stats_options"] = json!({"enable_rtc_stats": false, "reporting_interval_ms": 0});
     Ok(reply(created_or_ok(created), view, started))
 }

@@ -17,8 +17,12 @@ use crate::error::ApiError;
 use crate::state::Shared;
 
 /// Every route, with the state. The fault switch and the dev token endpoint are mounted only
-/// when switched on.
-pub(crate) fn router(state: Shared, dev_token_endpoint: bool) -> Router {
+/// when switched on; the embedded SFU's signalling, when it runs, under `/video/sfu`.
+pub(crate) fn router(
+    state: Shared,
+    dev_token_endpoint: bool,
+    sfu: Option<&confab_sfu::Sfu>,
+) -> Router {
     let faults_enabled = state.faults.enabled();
     let max_upload = state.limits.hls_max_upload_bytes;
     let mut video = Router::new()
@@ -66,9 +70,16 @@ pub(crate) fn router(state: Shared, dev_token_endpoint: bool) -> Router {
     if dev_token_endpoint {
         app = app.route("/api/token", get(users::dev_token));
     }
-    app.fallback(not_found)
+    let app: Router = app
+        .fallback(not_found)
         .method_not_allowed_fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    match sfu {
+        // The SFU's routes answer for themselves (CORS, LiveKit's errors); other paths under
+        // /video/sfu fall back to the coordinator's 404.
+        Some(sfu) => app.nest("/video/sfu", sfu.router()),
+        None => app,
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

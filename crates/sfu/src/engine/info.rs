@@ -53,15 +53,6 @@ pub(crate) fn video_mime(short: &str) -> String {
     format!("video/{upper}")
 }
 
-/// The video quality LiveKit assigns to a rid.
-pub(crate) fn quality_of_rid(rid: &str) -> lk::VideoQuality {
-    match rid {
-        "q" => lk::VideoQuality::Low,
-        "h" => lk::VideoQuality::Medium,
-        _ => lk::VideoQuality::High,
-    }
-}
-
 pub(crate) fn server_info() -> lk::ServerInfo {
     lk::ServerInfo {
         edition: lk::server_info::Edition::Standard as i32,

@@ -17,7 +17,7 @@ use lk::signal_request::Message as Req;
 use lk::signal_response::Message as Resp;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -49,7 +49,7 @@ pub(crate) enum Command {
     Join(Box<JoinCommand>),
     Signal {
         key: ParticipantKey,
-        message: Req,
+        message: Box<Req>,
     },
     SignalClosed {
         key: ParticipantKey,
@@ -82,10 +82,6 @@ pub enum JoinRefused {
     RoomFull(usize),
     #[error("the session to resume is unknown or has ended")]
     UnknownSession,
-    #[error("the offer could not be accepted: {0}")]
-    BadOffer(String),
-    #[error("the media engine has stopped")]
-    EngineGone,
 }
 
 #[derive(Clone)]
@@ -99,8 +95,10 @@ impl EngineHandle {
         self.tx.send(command).await.is_ok()
     }
 
-    pub(crate) fn try_send(&self, command: Command) -> bool {
-        self.tx.try_send(command).is_ok()
+    pub(crate) fn shutdown(&self) {
+        if self.tx.try_send(Command::Shutdown).is_err() {
+            tracing::warn!(target: "sfu", "the engine's queue is full or closed: shutdown not delivered");
+        }
     }
 
     pub async fn stats(&self) -> EngineStats {
@@ -169,13 +167,17 @@ pub(crate) fn spawn(
                         return;
                     }
                 };
-                Engine::new(socket, announce, limits, events, rx).run().await;
+                Engine::new(socket, announce, limits, events, rx)
+                    .run()
+                    .await;
             });
         })?;
     Ok(EngineHandle { tx, thread_id })
 }
 
-/// What one participant's events ask of the others.
+/// What one participant's events ask of the others. Short-lived (one drive's worth), so the
+/// frame is kept inline rather than boxed per packet.
+#[allow(clippy::large_enum_variant)]
 enum Action {
     Forward {
         from: ParticipantKey,
@@ -285,8 +287,16 @@ impl Engine {
             }
             self.drive(Instant::now());
         }
+        // Clients are asked to reconnect: a restarted SFU (or another node) takes them back.
         for key in self.participants.keys().copied().collect::<Vec<_>>() {
-            self.remove_participant(key, lk::DisconnectReason::ServerShutdown);
+            if let Some(p) = self.participants.get(&key) {
+                p.send(response(Resp::Leave(lk::LeaveRequest {
+                    reason: lk::DisconnectReason::ServerShutdown as i32,
+                    action: lk::leave_request::Action::Reconnect as i32,
+                    ..Default::default()
+                })));
+            }
+            self.remove_participant(key, lk::DisconnectReason::ClientInitiated);
         }
     }
 
@@ -315,7 +325,12 @@ impl Engine {
             },
         );
         let key = match self.by_addr.get(&source) {
-            Some(key) if self.participants.get(key).is_some_and(|p| p.rtc.accepts(&input)) => {
+            Some(key)
+                if self
+                    .participants
+                    .get(key)
+                    .is_some_and(|p| p.rtc.accepts(&input)) =>
+            {
                 Some(*key)
             }
             _ => self
@@ -427,7 +442,7 @@ impl Engine {
     fn handle_command(&mut self, command: Command) {
         match command {
             Command::Join(join) => self.join(*join),
-            Command::Signal { key, message } => self.on_signal(key, message),
+            Command::Signal { key, message } => self.on_signal(key, *message),
             Command::SignalClosed { key } => {
                 let remove = match self.participants.get_mut(&key) {
                     Some(p) => {
@@ -494,19 +509,20 @@ impl Engine {
         }
         // A second session of the same identity replaces the first, as LiveKit does.
         let duplicate = self.rooms.get(&join.room).and_then(|r| {
-            r.members
-                .iter()
-                .copied()
-                .find(|k| self.participants.get(k).is_some_and(|p| p.identity == join.identity))
+            r.members.iter().copied().find(|k| {
+                self.participants
+                    .get(k)
+                    .is_some_and(|p| p.identity == join.identity)
+            })
         });
         if let Some(old) = duplicate {
             self.remove_participant(old, lk::DisconnectReason::DuplicateIdentity);
         }
         let members = self.rooms.get(&join.room).map_or(0, |r| r.members.len());
         if members >= self.limits.max_participants_per_room {
-            let _ = join
-                .reply
-                .send(Err(JoinRefused::RoomFull(self.limits.max_participants_per_room)));
+            let _ = join.reply.send(Err(JoinRefused::RoomFull(
+                self.limits.max_participants_per_room,
+            )));
             return;
         }
         let key = ParticipantKey(self.next_key);
@@ -528,7 +544,6 @@ impl Engine {
 
         let rtc = self.build_rtc(now);
         let p = Participant::new(
-            key,
             random_sid("PA"),
             join.identity,
             join.name,
@@ -674,7 +689,11 @@ impl Engine {
             Ok(o) => o,
             Err(e) => {
                 tracing::debug!(target: "sfu", participant = %p.sid, "unparsable offer: {e}");
-                p.refuse(None, lk::request_response::Reason::UnclassifiedError, "the offer could not be accepted");
+                p.refuse(
+                    None,
+                    lk::request_response::Reason::UnclassifiedError,
+                    "the offer could not be accepted",
+                );
                 return;
             }
         };
@@ -682,7 +701,11 @@ impl Engine {
             Ok(a) => a.to_sdp_string(),
             Err(e) => {
                 tracing::debug!(target: "sfu", participant = %p.sid, "offer refused: {e}");
-                p.refuse(None, lk::request_response::Reason::UnclassifiedError, "the offer could not be accepted");
+                p.refuse(
+                    None,
+                    lk::request_response::Reason::UnclassifiedError,
+                    "the offer could not be accepted",
+                );
                 return;
             }
         };
@@ -693,9 +716,9 @@ impl Engine {
         // A section the client stopped receiving on (inactive, or stopped) is no slot any more;
         // its subscription waits for another.
         p.retain_slots(|mid| {
-            sections.iter().any(|s| {
-                s.mid == mid && matches!(s.direction, sdp::Direction::SendOnly)
-            })
+            sections
+                .iter()
+                .any(|s| s.mid == mid && matches!(s.direction, sdp::Direction::SendOnly))
         });
         for section in sections {
             let kind = match section.kind {
@@ -847,7 +870,12 @@ impl Engine {
         }
     }
 
-    fn subscribe(&mut self, subscriber: ParticipantKey, publisher: ParticipantKey, track_sid: &str) {
+    fn subscribe(
+        &mut self,
+        subscriber: ParticipantKey,
+        publisher: ParticipantKey,
+        track_sid: &str,
+    ) {
         let Some(kind) = self
             .participants
             .get(&publisher)
@@ -866,14 +894,20 @@ impl Engine {
         {
             return;
         }
-        s.downtracks.push(DownTrack::new(publisher, track_sid.to_owned(), kind));
+        s.downtracks
+            .push(DownTrack::new(publisher, track_sid.to_owned(), kind));
         s.assign_slots();
         // Either free slots were filled (an offer carries their names) or more are needed.
         s.request_offer();
         self.dirty.insert(subscriber);
     }
 
-    fn unsubscribe(&mut self, subscriber: ParticipantKey, publisher: ParticipantKey, track_sid: &str) {
+    fn unsubscribe(
+        &mut self,
+        subscriber: ParticipantKey,
+        publisher: ParticipantKey,
+        track_sid: &str,
+    ) {
         if let Some(s) = self.participants.get_mut(&subscriber) {
             if s.drop_downtrack(publisher, track_sid) {
                 s.request_offer();
@@ -894,10 +928,12 @@ impl Engine {
                 .map(|(k, _)| *k);
             let Some(owner) = owner else {
                 if let Some(p) = self.participants.get(&key) {
-                    p.send(response(Resp::SubscriptionResponse(lk::SubscriptionResponse {
-                        track_sid: sid.clone(),
-                        err: lk::SubscriptionError::SeTrackNotfound as i32,
-                    })));
+                    p.send(response(Resp::SubscriptionResponse(
+                        lk::SubscriptionResponse {
+                            track_sid: sid.clone(),
+                            err: lk::SubscriptionError::SeTrackNotfound as i32,
+                        },
+                    )));
                 }
                 continue;
             };
@@ -978,7 +1014,11 @@ impl Engine {
         let Some(publisher) = self.participants.get_mut(&from) else {
             return;
         };
-        let Some(track) = publisher.tracks.iter_mut().find(|t| t.mid == Some(data.mid)) else {
+        let Some(track) = publisher
+            .tracks
+            .iter_mut()
+            .find(|t| t.mid == Some(data.mid))
+        else {
             return;
         };
         let keyframe = participant::is_keyframe(&data);
@@ -1090,7 +1130,10 @@ impl Engine {
                 continue;
             }
             if let Some(mut writer) = p.rtc.writer(mid) {
-                if writer.request_keyframe(rid, KeyframeRequestKind::Pli).is_ok() {
+                if writer
+                    .request_keyframe(rid, KeyframeRequestKind::Pli)
+                    .is_ok()
+                {
                     self.stats.keyframe_requests_sent += 1;
                 }
             }
@@ -1098,7 +1141,12 @@ impl Engine {
         self.dirty.insert(publisher);
     }
 
-    fn relay_keyframe_request(&mut self, subscriber: ParticipantKey, mid: Mid, _kind: KeyframeRequestKind) {
+    fn relay_keyframe_request(
+        &mut self,
+        subscriber: ParticipantKey,
+        mid: Mid,
+        _kind: KeyframeRequestKind,
+    ) {
         let Some(s) = self.participants.get_mut(&subscriber) else {
             return;
         };
@@ -1120,8 +1168,7 @@ impl Engine {
             let gone = p.dead
                 || (!p.connected && now.duration_since(p.joined_at) > self.limits.connect_timeout)
                 || (p.connected && silent > self.limits.transport_timeout)
-                || p
-                    .signal_closed_at
+                || p.signal_closed_at
                     .is_some_and(|t| now.duration_since(t) > self.limits.transport_timeout)
                 || p.signal_stuck.get();
             if gone {
@@ -1129,7 +1176,11 @@ impl Engine {
             }
         }
         for key in to_remove {
-            let reason = if self.participants.get(&key).is_some_and(|p| p.signal_stuck.get()) {
+            let reason = if self
+                .participants
+                .get(&key)
+                .is_some_and(|p| p.signal_stuck.get())
+            {
                 lk::DisconnectReason::SignalClose
             } else {
                 lk::DisconnectReason::ConnectionTimeout
@@ -1146,7 +1197,11 @@ impl Engine {
     fn update_speakers(&mut self, now: Instant) {
         let rooms: Vec<String> = self.rooms.keys().cloned().collect();
         for room in rooms {
-            let members = self.rooms.get(&room).map(|r| r.members.clone()).unwrap_or_default();
+            let members = self
+                .rooms
+                .get(&room)
+                .map(|r| r.members.clone())
+                .unwrap_or_default();
             let mut changed = Vec::new();
             for key in &members {
                 if let Some(p) = self.participants.get_mut(key) {
@@ -1172,7 +1227,11 @@ impl Engine {
     fn update_quality(&mut self, now: Instant) {
         let rooms: Vec<String> = self.rooms.keys().cloned().collect();
         for room in rooms {
-            let members = self.rooms.get(&room).map(|r| r.members.clone()).unwrap_or_default();
+            let members = self
+                .rooms
+                .get(&room)
+                .map(|r| r.members.clone())
+                .unwrap_or_default();
             let mut updates = Vec::new();
             for key in &members {
                 if let Some(p) = self.participants.get_mut(key) {
@@ -1186,9 +1245,11 @@ impl Engine {
             }
             for key in &members {
                 if let Some(p) = self.participants.get(key) {
-                    p.send(response(Resp::ConnectionQuality(lk::ConnectionQualityUpdate {
-                        updates: updates.clone(),
-                    })));
+                    p.send(response(Resp::ConnectionQuality(
+                        lk::ConnectionQualityUpdate {
+                            updates: updates.clone(),
+                        },
+                    )));
                 }
             }
         }
@@ -1255,8 +1316,4 @@ impl From<IceConnectionState> for participant::IceState {
             _ => participant::IceState::Connecting,
         }
     }
-}
-
-pub(crate) fn event_is_media(event: &Event) -> bool {
-    matches!(event, Event::MediaData(_))
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 use str0m::format::Codec;
-use str0m::media::{MediaData, MediaKind, MediaTime, Mid, Rid};
 use str0m::format::CodecExtra;
+use str0m::media::{MediaData, MediaKind, MediaTime, Mid, Rid};
 use str0m::{Candidate, Event, Rtc};
 
 use super::info::{self, response};
@@ -128,9 +128,9 @@ impl PublishedTrack {
             .iter()
             .copied()
             .filter(|r| {
-                self.layer_seen
-                    .get(&Some(*r))
-                    .is_some_and(|t| now.saturating_duration_since(*t) < Duration::from_millis(1500))
+                self.layer_seen.get(&Some(*r)).is_some_and(|t| {
+                    now.saturating_duration_since(*t) < Duration::from_millis(1500)
+                })
             })
             .collect()
     }
@@ -147,12 +147,20 @@ impl PublishedTrack {
                     Ok(lk::VideoQuality::Medium) => "h",
                     _ => "f",
                 };
-                (Rid::from(rid), l.height.min(l.width).max(l.height.min(l.width)))
+                (
+                    Rid::from(rid),
+                    l.height.min(l.width).max(l.height.min(l.width)),
+                )
             })
             .collect()
     }
 
-    pub fn keyframe_request_due(&mut self, rid: Option<Rid>, now: Instant, interval: Duration) -> bool {
+    pub fn keyframe_request_due(
+        &mut self,
+        rid: Option<Rid>,
+        now: Instant,
+        interval: Duration,
+    ) -> bool {
         match self.last_keyframe_request.get(&rid) {
             Some(t) if now.saturating_duration_since(*t) < interval => false,
             _ => {
@@ -307,7 +315,6 @@ impl DownTrack {
 }
 
 pub(crate) struct Participant {
-    pub key: ParticipantKey,
     pub sid: String,
     pub identity: String,
     pub name: String,
@@ -345,7 +352,6 @@ pub(crate) struct Participant {
 impl Participant {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        key: ParticipantKey,
         sid: String,
         identity: String,
         name: String,
@@ -357,7 +363,6 @@ impl Participant {
         now: Instant,
     ) -> Self {
         Self {
-            key,
             sid,
             identity,
             name,
@@ -478,8 +483,8 @@ impl Participant {
                 }
             } else {
                 down.wanted_height = None;
-                down.wanted_quality = lk::VideoQuality::try_from(setting.quality)
-                    .unwrap_or(lk::VideoQuality::High);
+                down.wanted_quality =
+                    lk::VideoQuality::try_from(setting.quality).unwrap_or(lk::VideoQuality::High);
             }
         }
     }
@@ -598,7 +603,11 @@ impl Participant {
         let before = self.downtracks.len();
         self.downtracks.retain(|d| d.publisher != publisher);
         for slot in &mut self.slots {
-            if slot.downtrack.as_ref().is_some_and(|(p, _)| *p == publisher) {
+            if slot
+                .downtrack
+                .as_ref()
+                .is_some_and(|(p, _)| *p == publisher)
+            {
                 slot.downtrack = None;
             }
         }
@@ -613,11 +622,7 @@ impl Participant {
         _stats: &mut EngineStats,
     ) {
         match event {
-            Event::Connected => {
-                if !self.connected {
-                    actions.push(Action::Connected(key));
-                }
-            }
+            Event::Connected if !self.connected => actions.push(Action::Connected(key)),
             Event::IceConnectionStateChange(state) => self.ice = state.into(),
             Event::MediaAdded(added) => {
                 if matches!(
@@ -653,11 +658,7 @@ impl Participant {
                     self.rtt = stats.rtt;
                 }
             }
-            Event::PeerStats(stats) => {
-                if stats.rtt.is_some() {
-                    self.rtt = stats.rtt;
-                }
-            }
+            Event::PeerStats(stats) if stats.rtt.is_some() => self.rtt = stats.rtt,
             _ => {}
         }
     }

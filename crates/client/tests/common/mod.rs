@@ -1,0 +1,191 @@
+//! Shared by the call media tests: an SFU on loopback, tokens, participants that send
+//! synthetic frames, and a record of what arrived.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use confab_client::media::synthetic::{self, FrameStamp};
+use confab_client::media::{
+    CallEvent, CallSession, CallSessionOptions, EncodedFrame, LocalTrack, MediaKind,
+    SfuCredentials, TrackSpec, VideoCodec,
+};
+use confab_sfu::{AccessToken, ApiSecret, Sfu, SfuConfig, SfuLimits, VideoGrant};
+
+pub const KEY: &str = "test-key";
+pub const SECRET: &str = "a-test-secret-of-enough-length";
+
+pub struct TestSfu {
+    pub sfu: Sfu,
+    pub url: String,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+pub async fn start_sfu_at(port: u16) -> TestSfu {
+    start_sfu_with(port, SfuLimits::default()).await
+}
+
+pub async fn start_sfu_with(port: u16, limits: SfuLimits) -> TestSfu {
+    let mut config = SfuConfig::loopback(KEY, ApiSecret::new(SECRET));
+    config.limits = limits;
+    let sfu = Sfu::start(config).await.expect("the SFU starts");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().nest("/sfu", sfu.router());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    TestSfu {
+        sfu,
+        url: format!("http://{addr}/sfu"),
+        server,
+    }
+}
+
+pub async fn start_sfu() -> TestSfu {
+    start_sfu_at(0).await
+}
+
+pub fn token(room: &str, identity: &str, can_publish: bool) -> String {
+    confab_sfu::token::mint(
+        KEY,
+        &ApiSecret::new(SECRET),
+        &AccessToken {
+            identity: identity.into(),
+            name: identity.to_uppercase(),
+            grant: VideoGrant {
+                room: room.into(),
+                room_join: true,
+                can_publish: Some(can_publish),
+                ..VideoGrant::default()
+            },
+            ttl: Duration::from_secs(600),
+        },
+    )
+}
+
+pub async fn join(sfu: &TestSfu, room: &str, identity: &str) -> CallSession {
+    CallSession::connect(
+        SfuCredentials {
+            url: sfu.url.clone(),
+            token: token(room, identity, true),
+        },
+        CallSessionOptions::default(),
+    )
+    .await
+    .expect("joins")
+}
+
+/// Sends `count` video frames at 30 fps (a keyframe every 15) and audio every 20 ms.
+pub async fn send_av(video: LocalTrack, audio: LocalTrack, count: u64) {
+    let start = std::time::Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(33));
+    for seq in 0..count {
+        ticker.tick().await;
+        let stamp = FrameStamp {
+            seq,
+            sent_at_micros: synthetic::now_micros(),
+        };
+        let keyframe = seq % 15 == 0;
+        let size = if keyframe { 12_000 } else { 3_000 };
+        let ts = start.elapsed();
+        video
+            .send_frame_waiting(EncodedFrame {
+                data: synthetic::video_frame(VideoCodec::H264, stamp, keyframe, size).into(),
+                timestamp: ts,
+                rid: None,
+                audio_level: None,
+            })
+            .await
+            .unwrap();
+        audio
+            .send_frame_waiting(EncodedFrame {
+                data: synthetic::audio_frame(stamp, 120).into(),
+                timestamp: ts,
+                rid: None,
+                audio_level: Some(-30),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct Received {
+    /// Per (identity, kind): the sequence numbers in arrival order.
+    pub seqs: HashMap<(String, MediaKind), Vec<u64>>,
+    pub damaged: u64,
+}
+
+impl TestSfu {
+    /// Stops the SFU as a restart would: sessions are told to reconnect, the port closes.
+    pub async fn stop(self) {
+        self.sfu.shutdown();
+        self.server.abort();
+        let _ = self.server.await;
+    }
+}
+
+impl Received {
+    pub fn record(&mut self, event: &CallEvent) {
+        if let CallEvent::Frame(f) = event {
+            match synthetic::read_frame(&f.data) {
+                Some(stamp) => self
+                    .seqs
+                    .entry((f.identity.clone(), f.kind))
+                    .or_default()
+                    .push(stamp.seq),
+                None => self.damaged += 1,
+            }
+        }
+    }
+
+    /// From the first frame received on, every frame up to `last`, in order.
+    pub fn assert_complete(&self, identity: &str, kind: MediaKind, last: u64, whose: &str) {
+        let seqs = self
+            .seqs
+            .get(&(identity.to_owned(), kind))
+            .unwrap_or_else(|| panic!("{whose} received no {kind:?} from {identity}"));
+        let first = seqs[0];
+        let expected: Vec<u64> = (first..=last).collect();
+        assert_eq!(
+            seqs, &expected,
+            "{whose}: {kind:?} from {identity} arrived with gaps or out of order"
+        );
+        assert!(
+            first < 30,
+            "{whose}: {kind:?} from {identity} started late, at frame {first}"
+        );
+        assert_eq!(self.damaged, 0, "{whose} received damaged frames");
+    }
+}
+
+pub async fn publish_av(session: &CallSession) -> (LocalTrack, LocalTrack) {
+    let video = session
+        .publish(TrackSpec::camera(VideoCodec::H264, 640, 360))
+        .await
+        .expect("video published");
+    let audio = session
+        .publish(TrackSpec::microphone())
+        .await
+        .expect("audio published");
+    (video, audio)
+}
+
+/// Reads events until `until` says stop or `limit` passes.
+pub async fn collect(
+    session: &mut CallSession,
+    received: &mut Received,
+    limit: Duration,
+    mut until: impl FnMut(&Received, &CallEvent) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, session.next_event()).await {
+        received.record(&event);
+        if until(received, &event) {
+            return;
+        }
+    }
+}
