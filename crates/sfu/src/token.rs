@@ -124,10 +124,11 @@ pub fn mint(api_key: &str, secret: &ApiSecret, token: &AccessToken) -> String {
         iat: Some(now),
         video: token.grant.clone(),
     };
-    sign(secret, &claims)
+    sign_claims(secret, &claims)
 }
 
-pub(crate) fn sign(secret: &ApiSecret, claims: &AccessClaims) -> String {
+/// Signs arbitrary claims (tests of refusals: expired, foreign, odd grants).
+pub fn sign_claims(secret: &ApiSecret, claims: &AccessClaims) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload =
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize to JSON"));
