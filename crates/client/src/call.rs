@@ -9,6 +9,17 @@ use crate::rest::ApiError;
 /// leaves the join credentials' media-server token out.
 pub use confab_protocol::CallResponse;
 
+/// Why [`Call::join_with_media`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinWithMediaError {
+    #[error(transparent)]
+    Join(#[from] ApiError),
+    #[error("the coordinator's join answer carries no media credentials")]
+    NoCredentials,
+    #[error(transparent)]
+    Media(#[from] crate::media::JoinMediaError),
+}
+
 #[derive(Debug, Clone)]
 pub struct Call {
     client: VideoClient,
@@ -72,6 +83,22 @@ impl Call {
             .request(reqwest::Method::POST, &self.path("/join"), &[], Some(&body))
             .await?;
         self.watched(decode(answer)?)
+    }
+
+    /// Joins the call and its media: the coordinator's join, then the SFU session its
+    /// credentials name. The coordinator's answer comes back beside the session.
+    pub async fn join_with_media(
+        &self,
+        create: bool,
+        options: crate::media::CallSessionOptions,
+    ) -> Result<(CallResponse, crate::media::CallSession), JoinWithMediaError> {
+        let response = self.join(create).await?;
+        let credentials = response
+            .credentials
+            .as_ref()
+            .ok_or(JoinWithMediaError::NoCredentials)?;
+        let session = crate::media::CallSession::connect(credentials.into(), options).await?;
+        Ok((response, session))
     }
 
     /// Ends this user's participation (local coordinators; Stream learns it from the SFU).

@@ -170,7 +170,7 @@ pub mod token_url;
 pub mod user;
 
 pub use backoff::ReconnectPolicy;
-pub use call::{Call, CallResponse};
+pub use call::{Call, CallResponse, JoinWithMediaError};
 pub use client::{ClientOptions, VideoClient, DEFAULT_BASE_URL};
 pub use connection::{ConnectError, ConnectionOptions, ConnectionState, DisconnectReason};
 pub use events::Event;

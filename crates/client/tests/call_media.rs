@@ -451,3 +451,197 @@ async fn wait_for_layer(bob: &mut confab_client::media::CallSession, want: &str)
     .await;
     track_sid
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_packets_are_recovered_and_video_still_arrives_whole_and_in_order() {
+    let sfu = start_sfu().await;
+    let mut ada = join(&sfu, "default:loss", "ada").await;
+    let bob = join(&sfu, "default:loss", "bob").await;
+    let (video, audio) = publish_av(&bob).await;
+    // Wait until media flows before losing packets, so only retransmission can fill gaps.
+    let sending = tokio::spawn(send_av(video, audio, 150));
+    let mut received = Received::default();
+    collect(&mut ada, &mut received, Duration::from_secs(5), |r, _| {
+        r.seqs
+            .get(&("bob".to_owned(), MediaKind::Video))
+            .is_some_and(|s| s.len() >= 5)
+    })
+    .await;
+    ada.simulate_receive_loss(0.05).await;
+    collect(&mut ada, &mut received, Duration::from_secs(20), |r, _| {
+        r.seqs
+            .get(&("bob".to_owned(), MediaKind::Video))
+            .is_some_and(|s| s.last() == Some(&149))
+    })
+    .await;
+    sending.await.unwrap();
+    received.assert_complete("bob", MediaKind::Video, 149, "ada");
+    let stats = ada.stats().await;
+    let video_in = stats.tracks.iter().find(|t| !t.outgoing && t.nacks > 0);
+    assert!(
+        video_in.is_some(),
+        "NACKs were sent for the lost packets: {stats:?}"
+    );
+    ada.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_subscriptions_start_and_stop_a_track() {
+    use confab_client::media::{CallSessionOptions, SfuCredentials};
+    let sfu = start_sfu().await;
+    let mut ada = confab_client::media::CallSession::connect(
+        SfuCredentials {
+            url: sfu.url.clone(),
+            token: token("default:explicit", "ada", true),
+        },
+        CallSessionOptions::default().with_auto_subscribe(false),
+    )
+    .await
+    .unwrap();
+    let bob = join(&sfu, "default:explicit", "bob").await;
+    let video = bob
+        .publish(confab_client::media::TrackSpec::camera(
+            confab_client::media::VideoCodec::H264,
+            320,
+            180,
+        ))
+        .await
+        .unwrap();
+    let sending = keep_sending_video(video);
+    let published = expect_event(
+        &mut ada,
+        Duration::from_secs(5),
+        "bob's camera announced",
+        |e| matches!(e, CallEvent::TrackPublished { identity, .. } if identity == "bob"),
+    )
+    .await;
+    let CallEvent::TrackPublished { track, .. } = published else {
+        unreachable!()
+    };
+    // Not subscribed: no frames.
+    let quiet = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let Some(CallEvent::Frame(_)) = ada.next_event().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "frames arrived without a subscription");
+    ada.set_subscribed(&track.sid, true).await;
+    frames_from(&mut ada, "bob", 10, Duration::from_secs(5)).await;
+    ada.set_subscribed(&track.sid, false).await;
+    // Frames in flight may still land; then nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(10), ada.next_event()).await
+    {
+    }
+    let after = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let Some(CallEvent::Frame(_)) = ada.next_event().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(after.is_err(), "frames kept arriving after unsubscribing");
+    sending.abort();
+    ada.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_and_per_track_stats_are_reported() {
+    let sfu = start_sfu().await;
+    let mut ada = join(&sfu, "default:stats", "ada").await;
+    let bob = join(&sfu, "default:stats", "bob").await;
+    let (video, audio) = publish_av(&bob).await;
+    let sending = tokio::spawn(send_av(video, audio, 120));
+    let event = expect_event(
+        &mut ada,
+        Duration::from_secs(6),
+        "bob's connection quality",
+        |e| matches!(e, CallEvent::Quality { identity, .. } if identity == "bob"),
+    )
+    .await;
+    // Loopback: nothing lost, tiny round trips.
+    assert!(
+        matches!(
+            event,
+            CallEvent::Quality {
+                quality: confab_client::media::ConnectionQuality::Excellent,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+    sending.await.unwrap();
+    let sent = bob.stats().await;
+    let video_out = sent
+        .tracks
+        .iter()
+        .find(|t| t.outgoing && t.bytes > 100_000)
+        .unwrap_or_else(|| panic!("bob's video stats: {sent:?}"));
+    assert!(video_out.bitrate_bps > 0, "{video_out:?}");
+    assert!(sent.frames_sent >= 240, "{sent:?}");
+    let got = ada.stats().await;
+    assert!(
+        got.tracks.iter().any(|t| !t.outgoing && t.packets > 100),
+        "{got:?}"
+    );
+    assert!(got.rtt.is_some(), "a round trip was measured: {got:?}");
+    ada.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinators_join_credentials_lead_into_the_same_media_session() {
+    use confab_client::{ClientOptions, ConnectionState, TokenSource, User, VideoClient};
+    let coordinator = confab_coordinator::start(Default::default()).await.unwrap();
+    let client_for = |id: &str| {
+        VideoClient::with_user(
+            coordinator.api_key().to_owned(),
+            User::new(id),
+            TokenSource::token(coordinator.mint_token(id, None)),
+            ClientOptions::default().with_base_url(coordinator.base_url().to_owned()),
+        )
+    };
+    let ada_client = client_for("ada");
+    let bob_client = client_for("bob");
+    for c in [&ada_client, &bob_client] {
+        c.state()
+            .wait_for(|s| matches!(s, ConnectionState::Connected { .. }))
+            .await
+            .unwrap();
+    }
+    let (answer, mut ada) = ada_client
+        .call("default", "media-e2e")
+        .join_with_media(true, Default::default())
+        .await
+        .expect("ada joins with media");
+    assert!(answer.credentials.is_some());
+    let (_, bob) = bob_client
+        .call("default", "media-e2e")
+        .join_with_media(false, Default::default())
+        .await
+        .expect("bob joins with media");
+    let (video, audio) = publish_av(&bob).await;
+    let sending = tokio::spawn(send_av(video, audio, 60));
+    let mut received = Received::default();
+    collect(&mut ada, &mut received, Duration::from_secs(10), |r, _| {
+        r.seqs.values().filter(|s| s.last() == Some(&59)).count() == 2
+    })
+    .await;
+    sending.await.unwrap();
+    received.assert_complete("bob", MediaKind::Video, 59, "ada");
+    let mut in_sfu = coordinator
+        .sfu()
+        .expect("an embedded SFU")
+        .participants("default:media-e2e")
+        .await;
+    in_sfu.sort();
+    assert_eq!(in_sfu, vec!["ada".to_owned(), "bob".to_owned()]);
+    ada.leave().await;
+    bob.leave().await;
+}

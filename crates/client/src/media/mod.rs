@@ -64,6 +64,20 @@ pub struct CallSessionOptions {
     pub allow_insecure: bool,
 }
 
+impl CallSessionOptions {
+    /// Whether to subscribe to every track automatically (otherwise see
+    /// [`CallSession::set_subscribed`]).
+    pub fn with_auto_subscribe(mut self, auto: bool) -> Self {
+        self.auto_subscribe = auto;
+        self
+    }
+
+    pub fn with_allow_insecure(mut self, allow: bool) -> Self {
+        self.allow_insecure = allow;
+        self
+    }
+}
+
 impl Default for CallSessionOptions {
     fn default() -> Self {
         Self {
@@ -372,6 +386,8 @@ pub(crate) enum Command {
     Participants(oneshot::Sender<Vec<RemoteParticipant>>),
     /// Drops the UDP path (tests of ICE restarts): datagrams are not sent or read.
     SimulateNetworkBlip(Duration),
+    /// Drops this share of incoming datagrams once connected (tests of NACK and RTX).
+    SimulateLoss(f32),
     Leave(oneshot::Sender<()>),
 }
 
@@ -517,6 +533,15 @@ impl CallSession {
         let _ = self
             .commands
             .send(Command::SimulateNetworkBlip(duration))
+            .await;
+    }
+
+    /// Drops `fraction` (0 to 1) of the datagrams arriving from the SFU, as a lossy network
+    /// would (tests and benchmarks of retransmission).
+    pub async fn simulate_receive_loss(&self, fraction: f32) {
+        let _ = self
+            .commands
+            .send(Command::SimulateLoss(fraction.clamp(0.0, 1.0)))
             .await;
     }
 

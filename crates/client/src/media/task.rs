@@ -78,6 +78,8 @@ struct Connection {
 }
 
 struct SessionTask {
+    receive_loss: f32,
+    rng: fastrand::Rng,
     credentials: SfuCredentials,
     options: CallSessionOptions,
     events: mpsc::Sender<CallEvent>,
@@ -99,6 +101,8 @@ pub(crate) async fn start(
         }
     }
     let mut task = SessionTask {
+        receive_loss: 0.0,
+        rng: fastrand::Rng::new(),
         credentials,
         options,
         events,
@@ -598,7 +602,10 @@ impl SessionTask {
             },
             received = conn.socket.recv_from(buf) => {
                 if let Ok((n, source)) = received {
-                    if conn.blip_until.is_none() {
+                    let lost = conn.ice_connected
+                        && self.receive_loss > 0.0
+                        && self.rng.f32() < self.receive_loss;
+                    if conn.blip_until.is_none() && !lost {
                         conn.last_datagram = Instant::now();
                         if let Ok(contents) = buf[..n].try_into() {
                             let input = Input::Receive(Instant::now(), Receive {
@@ -1026,6 +1033,7 @@ impl SessionTask {
             Command::Participants(reply) => {
                 let _ = reply.send(self.remotes.participants());
             }
+            Command::SimulateLoss(fraction) => self.receive_loss = fraction,
             Command::SimulateNetworkBlip(duration) => {
                 conn.blip_until = Some(Instant::now() + duration);
             }
