@@ -156,6 +156,63 @@ pub(crate) fn rewrite_answer(sdp: &str, outgoing: &HashMap<String, Outgoing>) ->
     out
 }
 
+/// Puts `codec`'s payload types (e.g. `H264`) first on section `mid`'s `m=` line, so a
+/// publisher sends the codec it asked for: a browser sends the first codec of the answer.
+pub(crate) fn prefer_codec(sdp: &str, mid: &str, codec: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in lines(sdp) {
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            blocks.push(Vec::new());
+        }
+        blocks
+            .last_mut()
+            .expect("at least the session block")
+            .push(line);
+    }
+    for (index, block) in blocks.iter().enumerate() {
+        let is_target = index > 0
+            && block
+                .iter()
+                .any(|l| l.strip_prefix("a=mid:").map(str::trim) == Some(mid));
+        let preferred: Vec<&str> = if is_target {
+            block
+                .iter()
+                .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+                .filter_map(|rest| rest.split_once(' '))
+                .filter(|(_, enc)| {
+                    enc.split('/')
+                        .next()
+                        .is_some_and(|name| name.eq_ignore_ascii_case(codec))
+                })
+                .map(|(pt, _)| pt)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for line in block {
+            if is_target && line.starts_with("m=") && !preferred.is_empty() {
+                let mut parts: Vec<&str> = line.split(' ').collect();
+                if parts.len() > 3 {
+                    let pts = parts.split_off(3);
+                    let (first, rest): (Vec<&str>, Vec<&str>) =
+                        pts.into_iter().partition(|pt| preferred.contains(pt));
+                    parts.extend(first);
+                    parts.extend(rest);
+                }
+                out.push_str(&parts.join(" "));
+            } else {
+                out.push_str(line);
+            }
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
 fn is_ssrc_msid(line: &str) -> bool {
     ssrc_msid_ssrc(line).is_some()
 }
@@ -176,6 +233,22 @@ m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\na=msid:abc def\r\na=
 m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\na=msid:ghi jkl\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=recvonly\r\n\
 m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\n";
+
+    #[test]
+    fn the_asked_codec_goes_first_on_its_section_only() {
+        let sdp = "v=0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103\r\na=mid:0\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\na=rtpmap:103 rtx/90000\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:102 H264/90000\r\n";
+        let out = prefer_codec(sdp, "0", "H264");
+        assert!(
+            out.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 96 97 103\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn sections_are_read_in_order() {

@@ -713,6 +713,7 @@ impl Engine {
         // Sections the client receives on (it offered recvonly; str0m answered sendonly) are
         // the slots subscriptions fill.
         let sections = sdp::sections(&answer);
+        let sections_now = sections.clone();
         // A section the client stopped receiving on (inactive, or stopped) is no slot any more;
         // its subscription waits for another.
         p.retain_slots(|mid| {
@@ -734,6 +735,24 @@ impl Engine {
                     kind,
                     downtrack: None,
                 });
+            }
+        }
+        // The publisher's codec first on each section it publishes on.
+        let mut answer = answer;
+        for section in &sections_now {
+            if !matches!(section.direction, sdp::Direction::RecvOnly) {
+                continue;
+            }
+            let mid = Mid::from(section.mid.as_str());
+            let cid = p.rtc.media(mid).map(|m| m.track_id().to_owned());
+            let codec = cid.and_then(|cid| {
+                p.tracks
+                    .iter()
+                    .find(|t| t.cid == cid && t.kind == MediaKind::Video)
+                    .map(|t| t.info.mime_type.trim_start_matches("video/").to_owned())
+            });
+            if let Some(codec) = codec {
+                answer = sdp::prefer_codec(&answer, &section.mid, &codec);
             }
         }
         p.assign_slots();
@@ -1075,7 +1094,7 @@ impl Engine {
             let Some(writer) = s.rtc.writer(mid) else {
                 continue;
             };
-            let Some(pt) = writer.match_params(data.params) else {
+            let Some(pt) = down.outgoing_pt(&writer, &data.params) else {
                 continue;
             };
             let mut writer = writer;

@@ -8,7 +8,8 @@ use livekit_protocol as lk;
 use lk::signal_response::Message as Resp;
 use str0m::format::Codec;
 use str0m::format::CodecExtra;
-use str0m::media::{MediaData, MediaKind, MediaTime, Mid, Rid};
+use str0m::format::PayloadParams;
+use str0m::media::{MediaData, MediaKind, MediaTime, Mid, Pt, Rid, Writer};
 use str0m::{Candidate, Event, Rtc};
 
 use super::info::{self, response};
@@ -194,6 +195,8 @@ pub(crate) struct DownTrack {
     offset: i64,
     last_out: Option<MediaTime>,
     rebase_next: bool,
+    /// The incoming payload type and the outgoing one it maps to.
+    pt_map: Option<(Pt, Pt)>,
 }
 
 impl DownTrack {
@@ -212,6 +215,7 @@ impl DownTrack {
             offset: 0,
             last_out: None,
             rebase_next: false,
+            pt_map: None,
         }
     }
 
@@ -295,6 +299,42 @@ impl DownTrack {
             return Decision::Write;
         }
         Decision::Drop
+    }
+
+    /// The payload type to send `incoming` with on this subscriber's section: one the
+    /// subscriber negotiated for that section (str0m's own matcher looks at every configured
+    /// type, which may not be in this section's answer), the same codec with the closest
+    /// format.
+    pub fn outgoing_pt(&mut self, writer: &Writer<'_>, incoming: &PayloadParams) -> Option<Pt> {
+        if let Some((inp, out)) = self.pt_map {
+            if inp == incoming.pt() {
+                return Some(out);
+            }
+        }
+        let spec = incoming.spec();
+        let same_codec: Vec<&PayloadParams> = writer
+            .payload_params()
+            .filter(|p| p.spec().codec == spec.codec && p.spec().clock_rate == spec.clock_rate)
+            .collect();
+        let format = spec.format;
+        let chosen = same_codec
+            .iter()
+            .find(|p| p.spec() == spec)
+            .or_else(|| {
+                same_codec.iter().find(|p| {
+                    p.spec().format.packetization_mode == format.packetization_mode
+                        && p.spec().format.profile_level_id == format.profile_level_id
+                })
+            })
+            .or_else(|| {
+                same_codec
+                    .iter()
+                    .find(|p| p.spec().format.packetization_mode == format.packetization_mode)
+            })
+            .or_else(|| same_codec.first())
+            .map(|p| p.pt())?;
+        self.pt_map = Some((incoming.pt(), chosen));
+        Some(chosen)
     }
 
     /// The output time for an input time: continuous across layer switches (each layer has
