@@ -387,6 +387,7 @@ pub(crate) struct Participant {
     quality: Option<lk::ConnectionQuality>,
     loss: f32,
     rtt: Option<Duration>,
+    jitter_ms: f32,
 }
 
 impl Participant {
@@ -437,6 +438,7 @@ impl Participant {
             quality: None,
             loss: 0.0,
             rtt: None,
+            jitter_ms: 0.0,
         }
     }
 
@@ -689,6 +691,13 @@ impl Participant {
                 if stats.rtt.is_some() {
                     self.rtt = stats.rtt;
                 }
+                // RFC 3550 jitter is in RTP clock units: 90 kHz video, 48 kHz Opus.
+                let video = self
+                    .tracks
+                    .iter()
+                    .any(|t| t.mid == Some(stats.mid) && t.kind == MediaKind::Video);
+                let units_per_ms = if video { 90.0 } else { 48.0 };
+                self.jitter_ms = self.jitter_ms * 0.7 + (stats.jitter as f32 / units_per_ms) * 0.3;
             }
             Event::MediaEgressStats(stats) => {
                 if let Some(loss) = stats.loss {
@@ -758,9 +767,11 @@ impl Participant {
         self.quality_at = Some(now);
         let rtt_ms = self.rtt.map_or(0.0, |r| r.as_secs_f32() * 1000.0);
         let loss = self.loss.max(0.0);
-        // A MOS-like score from loss and round trip, mapped to LiveKit's three levels. A
+        // A MOS-like score from loss, round trip and jitter, mapped to LiveKit's three levels. A
         // connected participant is never reported LOST (clients reconnect on LOST).
-        let score = (5.0 - loss * 100.0 * 0.25 - (rtt_ms / 100.0) * 0.2).clamp(1.0, 5.0);
+        let score =
+            (5.0 - loss * 100.0 * 0.25 - (rtt_ms / 100.0) * 0.2 - (self.jitter_ms / 30.0) * 0.3)
+                .clamp(1.0, 5.0);
         let quality = if score >= 4.2 {
             lk::ConnectionQuality::Excellent
         } else if score >= 3.0 {
