@@ -7,6 +7,7 @@
 #   scripts/bench.sh devices      the camera preview path
 #   scripts/bench.sh app          the app's start-up time and memory (a real window under Xvfb)
 #   scripts/bench.sh media        the host's H.264 encoder at 1280x720, 30 fps
+#   scripts/bench.sh sfu          the SFU: join to first frame, latency, CPU per forwarded stream
 #   scripts/bench.sh livestream   a viewer's time to first frame and glass-to-glass latency
 #   scripts/bench.sh installed    the packaged binary's start-up time and memory beside the
 #                                 debug build's (builds the package if it is not unpacked yet)
@@ -39,6 +40,9 @@ if [ "$which" = all ] || [ "$which" = logging ]; then
 fi
 if [ "$which" = all ] || [ "$which" = devices ]; then
   cargo bench --locked -p confab-devices --bench preview
+fi
+if [ "$which" = all ] || [ "$which" = sfu ]; then
+  cargo bench --locked -p confab-sfu --bench forwarding
 fi
 if [ "$which" = all ] || [ "$which" = media ]; then
   cargo bench --locked -p confab-media --bench encode

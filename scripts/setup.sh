@@ -2,7 +2,8 @@
 # Installs what Confab needs on Debian 12, only where it is missing, so a second run is quick.
 #   scripts/setup.sh          build and run the app
 #   scripts/setup.sh --test   also the test tools: Xvfb, WebKitWebDriver, tauri-driver,
-#                             gnome-keyring, keyutils, PulseAudio, Node, and what packaging needs
+#                             gnome-keyring, keyutils, PulseAudio, Node, Chromium and
+#                             chromedriver, and what packaging needs
 #   scripts/setup.sh --package  also Tauri's CLI (its bundler makes the .deb and .rpm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,9 @@ if $with_test_tools; then
   packages+=(
     xvfb xauth webkit2gtk-driver dbus gnome-keyring keyutils libsecret-tools
     pulseaudio pulseaudio-utils
+    # the interop test: LiveKit's browser client in headless Chromium, in a network namespace
+    # of its own (unshare from util-linux, ip from iproute2)
+    chromium chromium-driver iproute2
   )
 fi
 # No display (a server, CI): the run command opens the window on a virtual one.
@@ -56,14 +60,16 @@ for tool in clippy fmt; do
   }
 done
 
-# Stream's official JS client, for the checks that run it against our coordinator. Pinned by
-# package-lock.json; reinstalled only when the lock file changes.
+# Stream's official JS client, for the checks that run it against our coordinator, and
+# LiveKit's browser client (livekit-client), which the interop test loads in Chromium against
+# the embedded SFU. Each pinned by its package-lock.json; reinstalled only when it changes.
 if $with_test_tools; then
-  checks=tests/official-client
-  if [ ! "$checks/node_modules/.package-lock.json" -nt "$checks/package-lock.json" ]; then
-    echo "setup: installing the official-client checks' npm packages"
-    npm ci --prefix "$checks" --no-audit --no-fund --loglevel=error
-  fi
+  for checks in tests/official-client tests/interop; do
+    if [ ! "$checks/node_modules/.package-lock.json" -nt "$checks/package-lock.json" ]; then
+      echo "setup: installing the npm packages of $checks"
+      npm ci --prefix "$checks" --no-audit --no-fund --loglevel=error
+    fi
+  done
 fi
 
 # The page's HLS player, hls.js, pinned by scripts/ui-deps/package-lock.json and copied into

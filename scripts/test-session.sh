@@ -62,6 +62,7 @@ if [ $# -gt 0 ]; then
   export CONFAB_APP="${CONFAB_APP:-$PWD/target/debug/confab}"
   export CONFAB_COORDINATOR="${CONFAB_COORDINATOR:-$PWD/target/debug/confab-coordinator}"
   export CONFAB_BROADCAST="${CONFAB_BROADCAST:-$PWD/target/debug/confab-broadcast}"
+  export CONFAB_CALL_PROBE="${CONFAB_CALL_PROBE:-$PWD/target/debug/confab-call-probe}"
   "$@"
   exit
 fi
@@ -71,6 +72,15 @@ fi
 echo "== cargo test"
 PULSE_COOKIE="$pulse_cookie" cargo test --workspace --locked -- --include-ignored
 PULSE_COOKIE="$pulse_cookie" cargo test -p confab-logging --all-features --locked -- --include-ignored
+
+# LiveKit's browser client (npm livekit-client) in headless Chromium, against the SFU in
+# confab-coordinator, with the Rust participant confab-call-probe on the other side. It needs
+# both binaries (test.sh's workspace build has them: this build is then a no-op, and covers a
+# session run on its own). The test puts itself in a network namespace of its own.
+echo "== interop: livekit-client in Chromium"
+cargo build -p confab-coordinator -p confab-call-probe --locked
+CONFAB_COORDINATOR="$PWD/target/debug/confab-coordinator" CONFAB_CALL_PROBE="$PWD/target/debug/confab-call-probe" \
+  node --test --test-concurrency=1 tests/interop/*.test.mjs
 
 # Node runs each file in its own process, one file at a time (the app instances share the
 # session's keychain): the official JS client against confab-coordinator, and the end-to-end

@@ -645,3 +645,108 @@ async fn the_coordinators_join_credentials_lead_into_the_same_media_session() {
     ada.leave().await;
     bob.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sfu_bound_to_every_address_carries_media_to_its_announced_loopback_address() {
+    let mut config = confab_sfu::SfuConfig::loopback(KEY, confab_sfu::ApiSecret::new(SECRET));
+    config.udp_bind = "0.0.0.0:0".parse().unwrap();
+    config.announce = vec!["127.0.0.1".parse().unwrap()];
+    let sfu = start_sfu_config(0, config).await;
+    let mut ada = join(&sfu, "default:any", "ada").await;
+    let bob = join(&sfu, "default:any", "bob").await;
+    let (video, audio) = publish_av(&bob).await;
+    let sending = tokio::spawn(send_av(video, audio, 60));
+    let mut received = Received::default();
+    collect(&mut ada, &mut received, Duration::from_secs(10), |r, _| {
+        r.seqs.values().filter(|s| s.last() == Some(&59)).count() == 2
+    })
+    .await;
+    sending.await.unwrap();
+    received.assert_complete("bob", MediaKind::Video, 59, "ada");
+    received.assert_complete("bob", MediaKind::Audio, 59, "ada");
+    ada.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_subscriber_gets_a_keyframe_at_once_because_the_publisher_is_asked_for_one() {
+    use confab_client::media::{EncodedFrame, TrackSpec, VideoCodec};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let sfu = start_sfu().await;
+    let mut ada = join(&sfu, "default:kf", "ada").await;
+    let video = ada
+        .publish(TrackSpec::camera(VideoCodec::H264, 320, 180))
+        .await
+        .unwrap();
+    // Keyframes only when asked (and the first): no periodic ones to hide a missing request.
+    let wanted = Arc::new(AtomicBool::new(true));
+    let sender = {
+        let wanted = wanted.clone();
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            for seq in 0..300u64 {
+                tick.tick().await;
+                let keyframe = wanted.swap(false, Ordering::Relaxed);
+                let stamp = confab_client::media::synthetic::FrameStamp {
+                    seq,
+                    sent_at_micros: 0,
+                };
+                let _ = video.send_frame(EncodedFrame {
+                    data: confab_client::media::synthetic::video_frame(
+                        VideoCodec::H264,
+                        stamp,
+                        keyframe,
+                        2_000,
+                    )
+                    .into(),
+                    timestamp: start.elapsed(),
+                    rid: None,
+                    audio_level: None,
+                });
+            }
+        })
+    };
+    let requests = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let answering = {
+        let requests = requests.clone();
+        tokio::spawn(async move {
+            while let Some(event) = ada.next_event().await {
+                if let CallEvent::KeyframeRequested { .. } = event {
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    wanted.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let joined_at = std::time::Instant::now();
+    let mut bob = join(&sfu, "default:kf", "bob").await;
+    let first = expect_event(
+        &mut bob,
+        Duration::from_secs(3),
+        "ada's first frame",
+        |e| matches!(e, CallEvent::Frame(f) if f.identity == "ada"),
+    )
+    .await;
+    let waited = joined_at.elapsed();
+    let CallEvent::Frame(first) = first else {
+        unreachable!()
+    };
+    assert!(
+        first.keyframe,
+        "the first frame a new subscriber gets is a keyframe"
+    );
+    assert!(
+        requests.load(Ordering::Relaxed) >= 1,
+        "the publisher was asked for a keyframe"
+    );
+    assert!(
+        waited < Duration::from_secs(1),
+        "first frame after {waited:?}"
+    );
+    sender.abort();
+    answering.abort();
+    bob.leave().await;
+}

@@ -219,6 +219,8 @@ pub struct RemoteFrame {
     pub keyframe: bool,
     /// False after packets were lost: a decoder may need the next keyframe.
     pub contiguous: bool,
+    /// When the frame's first packet arrived (the last may have come later, after a
+    /// retransmission).
     pub received_at: Instant,
 }
 
@@ -269,6 +271,12 @@ pub enum CallEvent {
         score: f32,
     },
     Frame(RemoteFrame),
+    /// A receiver needs a keyframe of this published track (of one simulcast layer, or all when
+    /// `rid` is `None`): the encoder should make one now. The SFU throttles these.
+    KeyframeRequested {
+        track_sid: String,
+        rid: Option<String>,
+    },
     /// The SFU was lost; rejoining (attempt counts from 1).
     Reconnecting {
         attempt: u32,

@@ -707,6 +707,17 @@ impl SessionTask {
                 };
                 Some(CallEvent::Frame(frame))
             }
+            Event::KeyframeRequest(request) => {
+                let track_sid = self
+                    .tracks
+                    .iter()
+                    .find(|t| t.mid == Some(request.mid))
+                    .and_then(|t| t.sid.clone())?;
+                Some(CallEvent::KeyframeRequested {
+                    track_sid,
+                    rid: request.rid.map(|r| r.to_string()),
+                })
+            }
             Event::MediaEgressStats(s) => {
                 let sid = self
                     .tracks

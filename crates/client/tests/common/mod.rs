@@ -28,6 +28,10 @@ pub async fn start_sfu_at(port: u16) -> TestSfu {
 pub async fn start_sfu_with(port: u16, limits: SfuLimits) -> TestSfu {
     let mut config = SfuConfig::loopback(KEY, ApiSecret::new(SECRET));
     config.limits = limits;
+    start_sfu_config(port, config).await
+}
+
+pub async fn start_sfu_config(port: u16, config: SfuConfig) -> TestSfu {
     let sfu = Sfu::start(config).await.expect("the SFU starts");
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

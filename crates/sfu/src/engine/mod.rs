@@ -227,6 +227,19 @@ fn random_sid(prefix: &str) -> String {
     format!("{prefix}_{tail}")
 }
 
+/// Leading bits two addresses share (0 across families).
+fn common_prefix(a: std::net::IpAddr, b: std::net::IpAddr) -> u32 {
+    match (a, b) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+            (u32::from(a) ^ u32::from(b)).leading_zeros()
+        }
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
+            (u128::from(a) ^ u128::from(b)).leading_zeros()
+        }
+        _ => 0,
+    }
+}
+
 fn unix_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -320,7 +333,7 @@ impl Engine {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local_addr,
+                destination: self.destination_for(source),
                 contents,
             },
         );
@@ -351,6 +364,31 @@ impl Engine {
             }
             self.dirty.insert(key);
         }
+    }
+
+    /// The address a datagram from `source` was sent to. str0m only accepts traffic to one of
+    /// its candidates, and a socket bound to an unspecified address does not say which of the
+    /// announced ones was used: a loopback sender used the loopback one, any other the announced
+    /// address sharing the longest prefix with it (the same network).
+    fn destination_for(&self, source: SocketAddr) -> SocketAddr {
+        if !self.local_addr.ip().is_unspecified() {
+            return self.local_addr;
+        }
+        let same_family = self
+            .announce
+            .iter()
+            .filter(|a| a.is_ipv4() == source.is_ipv4());
+        if source.ip().is_loopback() {
+            if let Some(a) = same_family.clone().find(|a| a.ip().is_loopback()) {
+                return *a;
+            }
+        }
+        same_family
+            .filter(|a| !a.ip().is_loopback())
+            .max_by_key(|a| common_prefix(a.ip(), source.ip()))
+            .or_else(|| self.announce.first())
+            .copied()
+            .unwrap_or(self.local_addr)
     }
 
     /// Polls every participant that has something due or was touched, until each is idle,
