@@ -9,6 +9,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
 seconds=${1:-15}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+# One build directory for both fuzz crates: the SFU's dependencies (str0m, aws-lc) build once.
+export CARGO_TARGET_DIR="$root/target/fuzz"
 # Each entry: the fuzz crate's directory (under crates/) and one of its targets.
 for entry in coordinator/fuzz:token_decoder coordinator/fuzz:socket_frames sfu/fuzz:signal_messages; do
   dir="$root/crates/${entry%%:*}"
