@@ -13,6 +13,7 @@ let inspectorTimer;
 /** Binds the panel's buttons. */
 export function setup() {
   $('open-diagnostics').addEventListener('click', togglePanel);
+  $('close-diagnostics').addEventListener('click', togglePanel);
   $('export-diagnostics').addEventListener('click', exportDiagnostics);
 }
 
@@ -21,7 +22,9 @@ async function togglePanel() {
   panel.hidden = !panel.hidden;
   $('open-diagnostics').setAttribute('aria-expanded', String(!panel.hidden));
   clearInterval(inspectorTimer);
-  if (!panel.hidden) {
+  if (panel.hidden) {
+    $('open-diagnostics').focus();
+  } else {
     await refreshInspector();
     inspectorTimer = setInterval(refreshInspector, 1000);
     $('diagnostics-title').tabIndex = -1;

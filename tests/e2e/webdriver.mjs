@@ -151,6 +151,11 @@ export class Session {
     if (text) await this.cmd('POST', `/element/${id}/value`, { text });
   }
 
+  /** Resizes the window (its outer size, as WebDriver's window rect is). */
+  async setWindowSize(width, height) {
+    await this.cmd('POST', '/window/rect', { width, height });
+  }
+
   /** Runs `body` as an async function in the page and returns what it resolves to. */
   async evalAsync(body, ...args) {
     const script = `const done = arguments[arguments.length - 1];

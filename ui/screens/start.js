@@ -121,6 +121,8 @@ function showBackendFields() {
   const stream = $('backend-stream').checked;
   $('stream-fields').hidden = !stream;
   $('token-label').textContent = stream ? 'Token' : 'Token (optional here)';
+  // Stream needs a token or a token URL; on this computer Confab makes tokens itself.
+  $('token-details').open = stream;
 }
 
 function fillBackend(backend) {
