@@ -16,8 +16,10 @@ with_packaging=false
 
 packages=(
   # build: WebKitGTK for the window, ALSA/D-Bus for cpal and keyring, clang for bindgen,
-  # nasm so the H.264 encoder builds with its assembly
+  # nasm so the H.264 encoder builds with its assembly, WebRTC's audio processing (echo
+  # cancellation, noise suppression, gain control) for calls
   libwebkit2gtk-4.1-dev libssl-dev pkg-config libasound2-dev libclang-dev libdbus-1-dev nasm
+  libwebrtc-audio-processing-dev
   # run: media playback in the webview
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
 )
