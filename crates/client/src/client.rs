@@ -424,18 +424,22 @@ impl VideoClient {
                     tokens: tokens.clone(),
                     options: self.inner.options.connection.clone(),
                 };
-                let (handle, connected) = connection::open(
+                // The session is in place before the state says Connected: a caller that
+                // waits for Connected and then calls the API must find its user.
+                let connected = connection::open(
                     handshake,
                     self.inner.state.clone(),
                     self.inner.events.clone(),
+                    |handle| {
+                        self.set_session(Some(Session {
+                            user_id: user.id.clone(),
+                            anonymous: false,
+                            tokens,
+                            connection: Some(Arc::new(handle)),
+                        }))
+                    },
                 )
                 .await?;
-                self.set_session(Some(Session {
-                    user_id: user.id.clone(),
-                    anonymous: false,
-                    tokens,
-                    connection: Some(Arc::new(handle)),
-                }));
                 self.register(&user.id);
                 self.spawn_rewatch(connected.connection_id.clone());
                 Ok::<_, ConnectError>(connected.me)

@@ -300,12 +300,15 @@ impl ConnectionHandle {
     }
 }
 
-/// Connects once; on success spawns the task that owns the socket from then on.
+/// Connects once; on success hands the handle to `install` and only then publishes
+/// `Connected` (so whoever waits for that state finds the session in place) and spawns the
+/// task that owns the socket from then on.
 pub(crate) async fn open(
     handshake: Handshake,
     state: Arc<watch::Sender<ConnectionState>>,
     events: broadcast::Sender<Event>,
-) -> Result<(ConnectionHandle, Connected), ConnectError> {
+    install: impl FnOnce(ConnectionHandle),
+) -> Result<Connected, ConnectError> {
     state.send_replace(ConnectionState::Connecting);
     let (socket, connected) = match handshake.connect().await {
         Ok(ok) => ok,
@@ -315,6 +318,7 @@ pub(crate) async fn open(
         }
     };
     let (commands, rx) = mpsc::channel(4);
+    install(ConnectionHandle { commands });
     state.send_replace(ConnectionState::Connected {
         connection_id: connected.connection_id.clone(),
     });
@@ -327,7 +331,7 @@ pub(crate) async fn open(
         rng: fastrand::Rng::new(),
     };
     tokio::spawn(task.run(socket));
-    Ok((ConnectionHandle { commands }, connected))
+    Ok(connected)
 }
 
 enum Ended {

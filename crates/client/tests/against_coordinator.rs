@@ -707,3 +707,29 @@ async fn a_token_url_provider_gets_tokens_from_the_dev_endpoint_and_reports_fail
         "{err}"
     );
 }
+
+/// Whoever waits for `Connected` (as an app that built its client with a user does) can call
+/// the API at once: the session is in place before the state says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_state_says_connected_the_api_knows_the_user() {
+    let c = coordinator().await;
+    for i in 0..20 {
+        let user = format!("eager-{i}");
+        let client = VideoClient::with_user(
+            c.api_key(),
+            User::new(&user),
+            TokenSource::token(c.mint_token(&user, None)),
+            options(&c),
+        );
+        client
+            .state()
+            .wait_for(|s| matches!(s, ConnectionState::Connected { .. }))
+            .await
+            .unwrap();
+        client
+            .call("default", &format!("eager-{i}"))
+            .get_or_create(None)
+            .await
+            .unwrap_or_else(|e| panic!("attempt {i}: the API did not know the user yet: {e}"));
+    }
+}
