@@ -459,7 +459,8 @@ async fn lost_packets_are_recovered_and_video_still_arrives_whole_and_in_order()
     let bob = join(&sfu, "default:loss", "bob").await;
     let (video, audio) = publish_av(&bob).await;
     // Wait until media flows before losing packets, so only retransmission can fill gaps.
-    let sending = tokio::spawn(send_av(video, audio, 150));
+    // Frames past the 150 checked ones let a lost tail of frame 149 be noticed and resent.
+    let sending = tokio::spawn(send_av(video, audio, 190));
     let mut received = Received::default();
     collect(&mut ada, &mut received, Duration::from_secs(5), |r, _| {
         r.seqs
@@ -471,11 +472,11 @@ async fn lost_packets_are_recovered_and_video_still_arrives_whole_and_in_order()
     collect(&mut ada, &mut received, Duration::from_secs(20), |r, _| {
         r.seqs
             .get(&("bob".to_owned(), MediaKind::Video))
-            .is_some_and(|s| s.last() == Some(&149))
+            .is_some_and(|s| s.last().is_some_and(|l| *l >= 160))
     })
     .await;
     sending.await.unwrap();
-    received.assert_complete("bob", MediaKind::Video, 149, "ada");
+    received.assert_complete_through("bob", MediaKind::Video, 149, "ada");
     let stats = ada.stats().await;
     let video_in = stats.tracks.iter().find(|t| !t.outgoing && t.nacks > 0);
     assert!(
