@@ -33,6 +33,20 @@ fn lines(sdp: &str) -> impl Iterator<Item = &str> {
     sdp.split('\n').map(|l| l.trim_end_matches('\r'))
 }
 
+/// The session block (first) and each media section's lines, blank lines left out.
+fn blocks(sdp: &str) -> Vec<Vec<&str>> {
+    let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in lines(sdp).filter(|l| !l.is_empty()) {
+        if line.starts_with("m=") {
+            blocks.push(Vec::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push(line);
+        }
+    }
+    blocks
+}
+
 /// The media sections of `sdp`, in order.
 pub(crate) fn sections(sdp: &str) -> Vec<Section> {
     let mut out: Vec<Section> = Vec::new();
@@ -79,20 +93,8 @@ pub(crate) enum Outgoing {
 /// msid lines follow it), or `a=inactive` without msid for an idle one. Sections not in
 /// `outgoing` are left as str0m wrote them.
 pub(crate) fn rewrite_answer(sdp: &str, outgoing: &HashMap<String, Outgoing>) -> String {
-    // Split into the session part and the media sections, then edit each section on its own.
-    let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
-    for line in lines(sdp) {
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with("m=") {
-            blocks.push(Vec::new());
-        }
-        blocks
-            .last_mut()
-            .expect("at least the session block")
-            .push(line);
-    }
+    // The session part and the media sections, each section edited on its own.
+    let blocks = blocks(sdp);
     let mut out = String::with_capacity(sdp.len() + 256);
     for (index, block) in blocks.iter().enumerate() {
         let mid = block
@@ -160,19 +162,7 @@ pub(crate) fn rewrite_answer(sdp: &str, outgoing: &HashMap<String, Outgoing>) ->
 /// publisher sends the codec it asked for: a browser sends the first codec of the answer.
 pub(crate) fn prefer_codec(sdp: &str, mid: &str, codec: &str) -> String {
     let mut out = String::with_capacity(sdp.len());
-    let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
-    for line in lines(sdp) {
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with("m=") {
-            blocks.push(Vec::new());
-        }
-        blocks
-            .last_mut()
-            .expect("at least the session block")
-            .push(line);
-    }
+    let blocks = blocks(sdp);
     for (index, block) in blocks.iter().enumerate() {
         let is_target = index > 0
             && block

@@ -1252,61 +1252,43 @@ impl Engine {
     }
 
     fn update_speakers(&mut self, now: Instant) {
-        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
-        for room in rooms {
-            let members = self
-                .rooms
-                .get(&room)
-                .map(|r| r.members.clone())
-                .unwrap_or_default();
-            let mut changed = Vec::new();
-            for key in &members {
-                if let Some(p) = self.participants.get_mut(key) {
-                    if let Some(info) = p.speaking_change(now) {
-                        changed.push(info);
-                    }
-                }
-            }
-            if changed.is_empty() {
-                continue;
-            }
-            changed.sort_by(|a, b| b.level.total_cmp(&a.level));
-            for key in &members {
-                if let Some(p) = self.participants.get(key) {
-                    p.send(response(Resp::SpeakersChanged(lk::SpeakersChanged {
-                        speakers: changed.clone(),
-                    })));
-                }
-            }
-        }
+        self.room_round(
+            |p| p.speaking_change(now),
+            |mut speakers| {
+                speakers.sort_by(|a, b| b.level.total_cmp(&a.level));
+                Resp::SpeakersChanged(lk::SpeakersChanged { speakers })
+            },
+        );
     }
 
     fn update_quality(&mut self, now: Instant) {
-        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
-        for room in rooms {
-            let members = self
-                .rooms
-                .get(&room)
-                .map(|r| r.members.clone())
-                .unwrap_or_default();
-            let mut updates = Vec::new();
-            for key in &members {
-                if let Some(p) = self.participants.get_mut(key) {
-                    if let Some(q) = p.quality_due(now) {
-                        updates.push(q);
-                    }
+        self.room_round(
+            |p| p.quality_due(now),
+            |updates| Resp::ConnectionQuality(lk::ConnectionQualityUpdate { updates }),
+        );
+    }
+
+    /// For each room: collects each member's news (`news`) and, when any has some, sends every
+    /// member the one message `wrap` makes of them all.
+    fn room_round<T>(
+        &mut self,
+        mut news: impl FnMut(&mut Participant) -> Option<T>,
+        wrap: impl Fn(Vec<T>) -> Resp,
+    ) {
+        for room in self.rooms.values() {
+            let mut items = Vec::new();
+            for key in &room.members {
+                if let Some(item) = self.participants.get_mut(key).and_then(&mut news) {
+                    items.push(item);
                 }
             }
-            if updates.is_empty() {
+            if items.is_empty() {
                 continue;
             }
-            for key in &members {
+            let message = response(wrap(items));
+            for key in &room.members {
                 if let Some(p) = self.participants.get(key) {
-                    p.send(response(Resp::ConnectionQuality(
-                        lk::ConnectionQualityUpdate {
-                            updates: updates.clone(),
-                        },
-                    )));
+                    p.send(message.clone());
                 }
             }
         }
