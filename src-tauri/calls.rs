@@ -11,10 +11,13 @@ use crate::error::CommandError;
 #[tauri::command]
 pub async fn join_call(
     session: State<'_, SessionHandle>,
+    devices: State<'_, crate::devices::Devices>,
+    processing: State<'_, crate::call_media::AudioProcessingChoice>,
     call_type: String,
     call_id: String,
 ) -> Result<CallView, CommandError> {
-    Ok(session.join_call(&call_type, &call_id).await?)
+    let media = crate::call_media::setup(&devices, &processing);
+    Ok(session.join_call(&call_type, &call_id, Some(media)).await?)
 }
 
 #[tauri::command]

@@ -46,6 +46,7 @@ pub fn start(app: &AppHandle) -> Result<Devices, tauri::Error> {
     tauri::async_runtime::spawn(async move {
         while let Ok(event) = events.recv().await {
             let _ = handle.emit(crate::events::DEVICE, &event);
+            crate::call_media::follow_device_change(&handle, &event).await;
         }
     });
     let watcher = manager.clone();

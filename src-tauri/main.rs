@@ -6,6 +6,7 @@
 
 #[macro_use]
 mod command_list;
+mod call_media;
 mod calls;
 mod devices;
 mod diagnostics;
@@ -45,6 +46,7 @@ fn main() {
                 .build(),
         )
         .manage(links::LinkInbox::default())
+        .manage(call_media::AudioProcessingChoice::default())
         .setup(|app| {
             app.manage(diagnostics::attach_files(app.handle())?);
             let local = local_mode::start(app.handle())?;

@@ -78,3 +78,46 @@ export const watchLivestream = (backend, callId, callToken) =>
 // Hosting for your network: resolves to { address, invite_link, qr_code }.
 export const startHosting = (callType, callId) => invoke('start_hosting', { callType, callId });
 export const stopHosting = () => invoke('stop_hosting');
+
+// Call media (docs/call-media.md): audio and video run in the backend; the page shows them.
+/**
+ * Hands the backend a channel for the joined call's media and resolves to the media view as it
+ * is now. `onMessage` gets each message after: a view (an object with type 'view') or one
+ * encoded video frame (a Uint8Array).
+ */
+export function attachCallMedia(onMessage) {
+  const channel = new Channel();
+  channel.onmessage = (message) => {
+    const normalised = channelMessage(message);
+    if (normalised) onMessage(normalised);
+  };
+  return invoke('call_media_attach', { channel });
+}
+export const setMicrophoneMuted = (muted) => invoke('set_microphone_muted', { muted });
+export const setCameraEnabled = (enabled) => invoke('set_camera_enabled', { enabled });
+/** The size (device pixels) a remote video is shown at; 0x0 when it is not visible. */
+export const setVideoView = (trackSid, width, height) =>
+  invoke('set_video_view', { trackSid, width, height });
+/** `kind`: camera, microphone or speaker. The choice is remembered, as the lobby's is. */
+export const switchCallDevice = (kind, key) => invoke('switch_call_device', { kind, key });
+export const callMediaStats = () => invoke('call_media_stats');
+/** For a webview without WebCodecs: the backend decodes H.264 and sends pictures instead. */
+export const decodeVideoInRust = (enabled) => invoke('decode_video_in_rust', { enabled });
+/** Echo cancellation, noise suppression and gain control, for this call and the next. */
+export const setAudioProcessing = (enabled) => invoke('set_audio_processing', { enabled });
+
+// Raw channel bodies come as an ArrayBuffer in Tauri 2, but older releases and other paths have
+// given typed arrays or plain arrays of numbers; JSON bodies come parsed (or, defensively, as text).
+function channelMessage(message) {
+  if (message instanceof ArrayBuffer) return new Uint8Array(message);
+  if (ArrayBuffer.isView(message)) return new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+  if (Array.isArray(message)) return Uint8Array.from(message);
+  if (typeof message === 'string') {
+    try {
+      return JSON.parse(message);
+    } catch {
+      return null;
+    }
+  }
+  return message && typeof message === 'object' ? message : null;
+}

@@ -43,15 +43,23 @@ export async function setup() {
   });
 }
 
-async function refreshPickers() {
+/** Fills the lobby's pickers and the call's (the same list, the same selection). */
+export async function refreshPickers() {
   const { devices, selection } = await bridge.listDevices();
   for (const kind of KINDS) {
-    const select = $(`pick-${kind}`);
-    select.replaceChildren(...devices
-      .filter((d) => d.kind === kind)
-      .map((d) => new Option(d.label, d.key)));
-    select.value = selection.selected[kind] ?? 'default';
+    for (const select of [$(`pick-${kind}`), $(`call-${kind}`)]) {
+      if (!select) continue;
+      select.replaceChildren(...devices
+        .filter((d) => d.kind === kind)
+        .map((d) => new Option(d.label, d.key)));
+      select.value = selection.selected[kind] ?? 'default';
+    }
   }
+}
+
+/** Starts the preview again (the camera changed during a call) if a screen shows it. */
+export async function restartPreview() {
+  if (captureHolders.size > 0) await startPreview().catch((err) => showDeviceStatus(describeError(err)));
 }
 
 function startPreview() {

@@ -1,5 +1,6 @@
-// The call screen: participants from the coordinator's events, your own preview, and for a
-// livestream's host, going live, back to backstage, and a viewer token to share.
+// The call screen: participants from the coordinator's events, the tiles with everyone's video
+// and the call's controls (call-media.js), and for a livestream's host, going live, back to
+// backstage, and a viewer token to share.
 import * as bridge from '../bridge.js';
 import { describeError } from '../bridge.js';
 import { holdCapture, releaseCapture } from '../devices.js';
@@ -7,6 +8,7 @@ import { $ } from '../dom.js';
 import { navigate } from '../router.js';
 import { state } from '../state.js';
 import { clearError, showError } from '../status.js';
+import * as media from './call-media.js';
 
 /** Binds the call screen's controls. */
 export function setup() {
@@ -19,9 +21,13 @@ export function setup() {
   $('stop-live').addEventListener('click', () => setLive(false));
   $('share-viewer-token').addEventListener('click', shareViewerToken);
   $('hosting-on').addEventListener('change', () => setHosting($('hosting-on').checked));
+  media.setup();
 }
 
-/** Shows `view` (join_call's answer) and moves the camera preview into the call. */
+/**
+ * Shows `view` (join_call's answer), attaches the call's media, and moves the camera preview
+ * into your tile.
+ */
 export async function enter({ view }) {
   $('host-result').textContent = '';
   $('broadcast-status').textContent = '';
@@ -30,14 +36,19 @@ export async function enter({ view }) {
   $('hosting').hidden = state.backend !== 'local';
   $('hosting-on').checked = false;
   showHosting(null);
+  media.start(view.participants);
+  // #preview-call is your tile's video slot (video-tiles.js).
   $('preview-call').append($('preview'));
+  $('preview').classList.add('tile-video');
   await holdCapture('call');
 }
 
-/** Puts the camera preview back in the lobby. */
+/** Stops the call's media and puts the camera preview back in the lobby. */
 export async function leave() {
   if ($('hosting-on').checked) await setHosting(false);
+  $('preview').classList.remove('tile-video');
   $('preview-home').append($('preview'));
+  media.stop();
   await releaseCapture('call');
 }
 
@@ -79,6 +90,7 @@ function render(view) {
     li.dataset.userId = p.user_id;
     return li;
   }));
+  media.setPeople(view.participants);
   $('host-controls').hidden = !(view.can_go_live && view.call_type === 'livestream');
   $('go-live').hidden = !view.backstage;
   $('stop-live').hidden = view.backstage;

@@ -16,7 +16,6 @@
 //! `CONFAB_PROBE_TOKEN` instead of `--token`, which keeps it out of the process list; it is
 //! never printed.
 
-mod keyframe;
 mod publish;
 mod report;
 
@@ -296,10 +295,13 @@ fn on_event(
             );
         }
         CallEvent::Frame(frame) => received.frame(&frame),
-        CallEvent::Reconnecting { attempt } => {
+        CallEvent::Reconnecting { attempt, .. } => {
             emit(&json!({"event": "reconnecting", "attempt": attempt}));
         }
         CallEvent::Reconnected => emit(&json!({"event": "reconnected"})),
+        CallEvent::BandwidthEstimate { bps } => {
+            emit(&json!({"event": "bandwidth_estimate", "bps": bps}));
+        }
         CallEvent::Disconnected { reason } => {
             emit(&json!({"event": "disconnected", "reason": reason}));
             return Some(reason);

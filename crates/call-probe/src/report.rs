@@ -7,7 +7,7 @@ use confab_client::media::{MediaKind, RemoteFrame, RemoteTrack};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::keyframe;
+use confab_client::media::frame_size as keyframe;
 
 /// Writes one line and flushes it, so a reader sees each event as it happens. A closed
 /// stdout (the reader went away) is not an error worth stopping for.

@@ -344,7 +344,7 @@ async fn a_network_blip_restarts_ice_without_leaving_the_call() {
     frames_from(&mut ada, "bob", 10, Duration::from_secs(5)).await;
     ada.simulate_network_blip(Duration::from_secs(3)).await;
     expect_event(&mut ada, Duration::from_secs(5), "an ICE restart", |e| {
-        matches!(e, CallEvent::Reconnecting { attempt: 0 })
+        matches!(e, CallEvent::Reconnecting { attempt: 0, .. })
     })
     .await;
     expect_event(&mut ada, Duration::from_secs(10), "reconnected", |e| {

@@ -208,6 +208,24 @@ fn fill(rgba: &mut [u8], width: usize, x: usize, y: usize, w: usize, h: usize, c
     }
 }
 
+/// Sets the fake microphone's pitch in Hz, per process (tests tell participants apart by it).
+pub const FAKE_TONE_HZ_ENV: &str = "CONFAB_FAKE_TONE_HZ";
+/// The fake microphone's pitch when `CONFAB_FAKE_TONE_HZ` is not set (or not a pitch).
+pub const DEFAULT_FAKE_TONE_HZ: f32 = 440.0;
+
+/// The fake microphone's pitch: `CONFAB_FAKE_TONE_HZ`, or 440 Hz.
+pub fn fake_tone_hz() -> f32 {
+    parse_fake_tone_hz(std::env::var(FAKE_TONE_HZ_ENV).ok().as_deref())
+}
+
+/// A pitch from the variable's value: a number of Hz from 20 to 20,000, else the default.
+pub fn parse_fake_tone_hz(value: Option<&str>) -> f32 {
+    value
+        .and_then(|v| v.trim().parse::<f32>().ok())
+        .filter(|hz| (20.0..=20_000.0).contains(hz))
+        .unwrap_or(DEFAULT_FAKE_TONE_HZ)
+}
+
 /// A sine tone, for the fake microphone and the speaker test.
 pub struct Tone {
     step: f32,
@@ -296,6 +314,16 @@ mod tests {
             let mut pattern = TestPattern::new(w, h);
             let frame = pattern.next_frame(u64::MAX);
             assert_eq!(frame.rgba.len(), (frame.width * frame.height * 4) as usize);
+        }
+    }
+
+    #[test]
+    fn the_fake_tone_pitch_comes_from_the_variable_or_is_440() {
+        assert_eq!(parse_fake_tone_hz(None), 440.0);
+        assert_eq!(parse_fake_tone_hz(Some("660")), 660.0);
+        assert_eq!(parse_fake_tone_hz(Some(" 523.25 ")), 523.25);
+        for bad in ["", "loud", "-5", "0", "NaN", "inf", "99999"] {
+            assert_eq!(parse_fake_tone_hz(Some(bad)), 440.0, "{bad:?}");
         }
     }
 

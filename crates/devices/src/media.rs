@@ -10,7 +10,7 @@ use cpal::traits::{DeviceTrait, StreamTrait};
 use tokio::sync::mpsc;
 
 use crate::catalog::{audio_device, FAKE_CAMERA_KEY, FAKE_MICROPHONE_KEY};
-use crate::fake::{Frame, TestPattern, Tone};
+use crate::fake::{fake_tone_hz, Frame, TestPattern, Tone};
 use crate::level::{AudioLevel, LevelMeter};
 use crate::preferences::DeviceKind;
 
@@ -214,6 +214,13 @@ fn start_real_camera(
     }
 }
 
+/// The cpal device of a microphone or speaker key as the catalog lists it (`default` for the
+/// system's default), for code that opens its own streams (the call's audio). `None` when it
+/// is not connected; fake keys have no cpal device.
+pub fn cpal_audio_device(kind: DeviceKind, key: &str) -> Option<cpal::Device> {
+    audio_device(kind, key)
+}
+
 /// Sends the microphone's level (RMS and peak, dBFS) `updates_per_second` times a second.
 pub fn start_microphone_level(
     key: &str,
@@ -227,7 +234,7 @@ pub fn start_microphone_level(
         std::thread::Builder::new()
             .name("confab-fake-microphone".into())
             .spawn(move || {
-                let mut tone = Tone::new(440.0, rate, 0.25);
+                let mut tone = Tone::new(fake_tone_hz(), rate, 0.25);
                 let mut meter = LevelMeter::new(rate, 1, updates_per_second);
                 let chunk = (rate / updates_per_second.max(1)) as usize;
                 let mut samples = vec![0.0; chunk];

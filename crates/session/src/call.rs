@@ -31,6 +31,17 @@ pub struct JoinedCall {
     latest: Arc<Mutex<CallView>>,
     roster_task: JoinHandle<()>,
     broadcast: Option<confab_media::Broadcast>,
+    /// The call's audio and video (not for livestreams, which #16 brings over the SFU).
+    media: Option<confab_call::CallMedia>,
+}
+
+/// What a call's media starts with, from the app's devices and settings.
+#[derive(Debug, Clone)]
+pub struct CallMediaSetup {
+    pub devices: confab_call::CallDevices,
+    pub microphone_muted: bool,
+    pub camera_enabled: bool,
+    pub audio: confab_call::AudioSettings,
 }
 
 fn view(roster: &Roster, can_go_live: bool, hls: Option<String>) -> CallView {
@@ -49,6 +60,7 @@ fn view(roster: &Roster, can_go_live: bool, hls: Option<String>) -> CallView {
 pub(crate) async fn join(
     client: VideoClient,
     choice: &CallChoice,
+    media: Option<CallMediaSetup>,
     status: Arc<watch::Sender<SessionStatus>>,
 ) -> Result<JoinedCall, SessionError> {
     let call = client.call(choice.call_type.as_str(), choice.call_id.as_str());
@@ -60,6 +72,23 @@ pub(crate) async fn join(
         .await
         .map_err(|e| SessionError::from_api(&e, &cid, TokenFrom::SignIn))?;
     let can_go_live = joined.can("go-live");
+    let media = media
+        .filter(|_| choice.call_type.as_str() != "livestream")
+        .map(|setup| {
+            let identity = client.user_id().unwrap_or_default();
+            let access = confab_call::MediaAccess::from_credentials(joined.credentials.as_ref());
+            confab_call::CallMedia::start(
+                access,
+                confab_call::CallMediaOptions {
+                    devices: setup.devices,
+                    name: identity.clone(),
+                    identity,
+                    microphone_muted: setup.microphone_muted,
+                    camera_enabled: setup.camera_enabled,
+                    audio: setup.audio,
+                },
+            )
+        });
     let hls = joined.hls_playlist_url().map(str::to_owned);
     let mut roster = Roster::from_call(&joined.call);
     let latest = Arc::new(Mutex::new(view(&roster, can_go_live, hls.clone())));
@@ -93,6 +122,7 @@ pub(crate) async fn join(
         latest,
         roster_task,
         broadcast: None,
+        media,
     })
 }
 
@@ -109,8 +139,16 @@ impl JoinedCall {
             .clone()
     }
 
+    /// The call's media, when it has any.
+    pub fn media(&self) -> Option<confab_call::CallMedia> {
+        self.media.clone()
+    }
+
     pub async fn leave(mut self) {
         self.roster_task.abort();
+        if let Some(media) = self.media.take() {
+            media.stop().await;
+        }
         if let Some(broadcast) = self.broadcast.take() {
             broadcast.stop().await;
         }

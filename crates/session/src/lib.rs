@@ -20,7 +20,7 @@ pub mod views;
 mod watch;
 
 pub use backend::LocalBackend;
-pub use call::{BroadcastCamera, BroadcastCameraSource};
+pub use call::{BroadcastCamera, BroadcastCameraSource, CallMediaSetup};
 pub use errors::{ErrorKind, SessionError};
 pub use input::{GuestForm, SignInForm, WatchForm};
 pub use links::{Link, LinkError};

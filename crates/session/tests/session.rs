@@ -227,10 +227,13 @@ async fn a_joined_call_keeps_its_participants_from_the_coordinators_events() {
     let mut status = session.status();
     session.sign_in(local_sign_in("ann")).await.unwrap();
 
-    let bad = session.join_call("audio_room", "x").await.unwrap_err();
+    let bad = session
+        .join_call("audio_room", "x", None)
+        .await
+        .unwrap_err();
     assert_eq!(bad.kind, ErrorKind::InvalidInput);
 
-    let view = session.join_call("default", "standup").await.unwrap();
+    let view = session.join_call("default", "standup", None).await.unwrap();
     assert_eq!(view.cid, "default:standup");
     let ids: Vec<&str> = view
         .participants
@@ -279,7 +282,10 @@ async fn a_hosts_viewer_token_watches_that_livestream_only_and_expires() {
         None,
         "no call joined yet"
     );
-    let view = session.join_call("livestream", "launch").await.unwrap();
+    let view = session
+        .join_call("livestream", "launch", None)
+        .await
+        .unwrap();
     assert!(view.backstage && view.can_go_live);
     let token = session.viewer_token().await.unwrap().unwrap();
     let claims = TokenClaims::decode(&token).unwrap();
@@ -298,7 +304,10 @@ async fn a_hosts_viewer_token_watches_that_livestream_only_and_expires() {
         .unwrap();
     assert_eq!(seen.cid, "livestream:launch");
     assert!(seen.backstage);
-    session.join_call("livestream", "other").await.unwrap();
+    session
+        .join_call("livestream", "other", None)
+        .await
+        .unwrap();
     let refused = session
         .watch_livestream(watch("other", &token))
         .await

@@ -6,6 +6,7 @@
 //! receives. One task owns the signal socket, the UDP socket and the peer connection;
 //! [`CallSession`] sends it requests and reads its [`CallEvent`]s.
 
+pub mod frame_size;
 mod remote;
 mod signal;
 pub mod synthetic;
@@ -62,6 +63,9 @@ pub struct CallSessionOptions {
     pub event_buffer: usize,
     /// Allows plain ws:// to a host on the network (a trusted LAN coordinator).
     pub allow_insecure: bool,
+    /// Estimate the bandwidth for sending (TWCC) from this starting figure, in bit/s, and
+    /// report it as [`CallEvent::BandwidthEstimate`]. Off by default.
+    pub bandwidth_estimation: Option<u64>,
 }
 
 impl CallSessionOptions {
@@ -76,6 +80,18 @@ impl CallSessionOptions {
         self.allow_insecure = allow;
         self
     }
+
+    /// Turns on send bandwidth estimation, starting from `initial_bps`.
+    pub fn with_bandwidth_estimation(mut self, initial_bps: u64) -> Self {
+        self.bandwidth_estimation = Some(initial_bps);
+        self
+    }
+
+    /// How many times to rejoin a lost SFU before giving up.
+    pub fn with_max_rejoin_attempts(mut self, attempts: u32) -> Self {
+        self.max_rejoin_attempts = attempts;
+        self
+    }
 }
 
 impl Default for CallSessionOptions {
@@ -87,6 +103,7 @@ impl Default for CallSessionOptions {
             max_rejoin_attempts: 10,
             event_buffer: 4096,
             allow_insecure: false,
+            bandwidth_estimation: None,
         }
     }
 }
@@ -277,9 +294,16 @@ pub enum CallEvent {
         track_sid: String,
         rid: Option<String>,
     },
-    /// The SFU was lost; rejoining (attempt counts from 1).
+    /// The SFU was lost; rejoining (attempt counts from 1; 0 is an ICE restart on the same
+    /// session). The next attempt starts after `retry_in`.
     Reconnecting {
         attempt: u32,
+        retry_in: Duration,
+    },
+    /// str0m's estimate of the bandwidth available for sending, from the SFU's transport-wide
+    /// congestion control feedback: encoders should keep their total under it.
+    BandwidthEstimate {
+        bps: u64,
     },
     Reconnected,
     /// The session ended; no more events follow.

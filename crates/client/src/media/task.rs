@@ -17,7 +17,9 @@ use lk::signal_response::Message as Resp;
 use prost::Message as _;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::{Codec, CodecExtra};
-use str0m::media::{Direction, Frequency, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{
+    Direction, Frequency, KeyframeRequestKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::{TcpStream, UdpSocket};
@@ -281,6 +283,11 @@ impl SessionTask {
             .enable_vp8(true)
             .enable_h264(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            .enable_bwe(
+                self.options
+                    .bandwidth_estimation
+                    .map(str0m::bwe::Bitrate::bps),
+            )
             .build(now);
         let candidate =
             Candidate::host(local_addr, "udp").map_err(|e| JoinMediaError::Media(e.to_string()))?;
@@ -459,8 +466,12 @@ impl SessionTask {
             self.emit(event).await;
         }
         for attempt in 1..=self.options.max_rejoin_attempts {
-            self.emit(CallEvent::Reconnecting { attempt }).await;
             let delay = policy.reconnect_delay(attempt - 1, &mut rng);
+            self.emit(CallEvent::Reconnecting {
+                attempt,
+                retry_in: delay,
+            })
+            .await;
             // Commands keep being answered while waiting (frames are dropped: no path).
             let wait = tokio::time::sleep(delay);
             tokio::pin!(wait);
@@ -563,7 +574,11 @@ impl SessionTask {
         {
             conn.restarting_ice = true;
             conn.ice_restart = true;
-            self.emit(CallEvent::Reconnecting { attempt: 0 }).await;
+            self.emit(CallEvent::Reconnecting {
+                attempt: 0,
+                retry_in: Duration::ZERO,
+            })
+            .await;
             if let Err(flow) = self.negotiate(conn).await {
                 return flow;
             }
@@ -683,7 +698,10 @@ impl SessionTask {
                     if !conn.restarting_ice {
                         conn.restarting_ice = true;
                         conn.ice_restart = true;
-                        return Some(CallEvent::Reconnecting { attempt: 0 });
+                        return Some(CallEvent::Reconnecting {
+                            attempt: 0,
+                            retry_in: Duration::ZERO,
+                        });
                     }
                     None
                 }
@@ -693,6 +711,13 @@ impl SessionTask {
                 let track_sid = conn.mid_to_track.get(&data.mid.to_string())?.clone();
                 let (participant, track) = self.remotes.track(&track_sid)?;
                 let codec = data.params.spec().codec;
+                // Frames were lost and not recovered: a decoder needs a keyframe to go on, so
+                // ask now rather than wait for the publisher's next one.
+                if !data.contiguous && track.kind == MediaKind::Video {
+                    if let Some(mut writer) = conn.rtc.writer(data.mid) {
+                        let _ = writer.request_keyframe(data.rid, KeyframeRequestKind::Pli);
+                    }
+                }
                 let frame = RemoteFrame {
                     participant_sid: participant.sid.clone(),
                     identity: participant.identity.clone(),
@@ -733,6 +758,11 @@ impl SessionTask {
                     sid, s.rid, false, s.bytes, s.packets, s.loss, s.rtt, s.nacks,
                 );
                 None
+            }
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                Some(CallEvent::BandwidthEstimate {
+                    bps: estimate.as_u64(),
+                })
             }
             Event::PeerStats(s) => {
                 if s.rtt.is_some() {

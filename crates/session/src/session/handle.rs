@@ -110,15 +110,29 @@ impl SessionHandle {
         self.ask(|reply| Request::TokenInfo { reply }).await
     }
 
-    /// Joins (creating if needed) a call; leaves the one joined before, if any.
+    /// Joins (creating if needed) a call; leaves the one joined before, if any. With `media`,
+    /// the call's audio and video start too.
     pub async fn join_call(
         &self,
         call_type: &str,
         call_id: &str,
+        media: Option<crate::call::CallMediaSetup>,
     ) -> Result<CallView, SessionError> {
         let choice = CallChoice::parse(call_type, call_id)?;
-        self.ask(|reply| Request::JoinCall { choice, reply })
-            .await?
+        self.ask(|reply| Request::JoinCall {
+            choice,
+            media,
+            reply,
+        })
+        .await?
+    }
+
+    /// The joined call's media, when it has any.
+    pub async fn call_media(&self) -> Option<confab_call::CallMedia> {
+        self.ask(|reply| Request::CallMedia { reply })
+            .await
+            .ok()
+            .flatten()
     }
 
     pub async fn leave_call(&self) -> Result<(), SessionError> {

@@ -10,7 +10,12 @@ use crate::input::CallChoice;
 use crate::status::CallView;
 
 impl SessionTask {
-    pub(super) fn join_call(&mut self, choice: CallChoice, reply: Reply<CallView>) {
+    pub(super) fn join_call(
+        &mut self,
+        choice: CallChoice,
+        media: Option<call::CallMediaSetup>,
+        reply: Reply<CallView>,
+    ) {
         let attempt = self.next_attempt();
         let Phase::SignedIn(active) = &mut self.phase else {
             let _ = reply.send(Err(SessionError::not_signed_in("join a call")));
@@ -29,7 +34,7 @@ impl SessionTask {
             if let Some(previous) = previous {
                 previous.leave().await;
             }
-            let result = call::join(client, &choice, status).await;
+            let result = call::join(client, &choice, media, status).await;
             let _ = reports.send(Report::Joined {
                 attempt,
                 result,

@@ -69,7 +69,11 @@ enum Request {
     },
     JoinCall {
         choice: CallChoice,
+        media: Option<crate::call::CallMediaSetup>,
         reply: Reply<CallView>,
+    },
+    CallMedia {
+        reply: oneshot::Sender<Option<confab_call::CallMedia>>,
     },
     LeaveCall {
         reply: oneshot::Sender<()>,

@@ -120,7 +120,18 @@ impl SessionTask {
             Request::TokenInfo { reply } => {
                 let _ = reply.send(self.token_info());
             }
-            Request::JoinCall { choice, reply } => self.join_call(choice, reply),
+            Request::JoinCall {
+                choice,
+                media,
+                reply,
+            } => self.join_call(choice, media, reply),
+            Request::CallMedia { reply } => {
+                let media = match &self.phase {
+                    Phase::SignedIn(active) => active.call.as_ref().and_then(|c| c.media()),
+                    _ => None,
+                };
+                let _ = reply.send(media);
+            }
             Request::LeaveCall { reply } => {
                 let attempt = self.next_attempt();
                 let call = match &mut self.phase {
