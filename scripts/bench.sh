@@ -8,7 +8,11 @@
 #   scripts/bench.sh app          the app's start-up time and memory (a real window under Xvfb)
 #   scripts/bench.sh media        the host's H.264 encoder at 1280x720, 30 fps
 #   scripts/bench.sh sfu          the SFU: join to first frame, latency, CPU per forwarded stream
+#   scripts/bench.sh audio        call audio's capture-to-playout delay (no device buffers)
+#                                 through the capture pipeline, the SFU and the jitter buffer
 #   scripts/bench.sh livestream   a viewer's time to first frame and glass-to-glass latency
+#   scripts/bench.sh call         a meeting of two apps (then four with confab-call-probe):
+#                                 glass-to-glass latency, join to first frame, CPU, memory
 #   scripts/bench.sh installed    the packaged binary's start-up time and memory beside the
 #                                 debug build's (builds the package if it is not unpacked yet)
 set -euo pipefail
@@ -47,7 +51,10 @@ fi
 if [ "$which" = all ] || [ "$which" = media ]; then
   cargo bench --locked -p confab-media --bench encode
 fi
-if [ "$which" = all ] || [ "$which" = app ] || [ "$which" = livestream ]; then
+if [ "$which" = all ] || [ "$which" = audio ]; then
+  cargo bench --locked -p confab-call --bench audio_path
+fi
+if [ "$which" = all ] || [ "$which" = app ] || [ "$which" = livestream ] || [ "$which" = call ]; then
   bash scripts/setup.sh --test
   cargo build --release --locked -p confab --features custom-protocol
 fi
@@ -58,4 +65,10 @@ fi
 if [ "$which" = all ] || [ "$which" = livestream ]; then
   CONFAB_APP="$PWD/target/release/confab" xvfb-run -a -s "-screen 0 1280x800x24" \
     dbus-run-session -- keyctl session - bash scripts/test-session.sh node tests/e2e/bench-livestream.mjs
+fi
+if [ "$which" = all ] || [ "$which" = call ]; then
+  cargo build --release --locked -p confab-call-probe
+  CONFAB_APP="$PWD/target/release/confab" CONFAB_COORDINATOR="$PWD/target/release/confab-coordinator" \
+    CONFAB_CALL_PROBE="$PWD/target/release/confab-call-probe" xvfb-run -a -s "-screen 0 1280x800x24" \
+    dbus-run-session -- keyctl session - bash scripts/test-session.sh node tests/e2e/bench-call.mjs
 fi

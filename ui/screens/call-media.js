@@ -166,7 +166,10 @@ const selfIdentity = () => media?.local?.identity || $('who').dataset.userId || 
 
 /** A participant's name from the media view or the coordinator's, else their identity. */
 function nameOf(identity) {
-  if (identity === media?.local?.identity) return media.local.name || identity;
+  // The media view knows you by your user id; the coordinator's roster has your name.
+  if (identity === media?.local?.identity) {
+    return people.find((p) => p.user_id === identity)?.name || media.local.name || identity;
+  }
   return media?.participants?.find((p) => p.identity === identity)?.name
     || people.find((p) => p.user_id === identity)?.name
     || identity;
