@@ -184,7 +184,7 @@ function tileModels() {
   const models = [{
     identity: me,
     self: true,
-    name: local?.name || people.find((p) => p.user_id === me)?.name || $('who').textContent || me,
+    name: nameOf(me),
     speaking: Boolean(local?.speaking && !local.microphone_muted),
     quality: local?.quality ?? null,
     micMuted: local ? local.microphone_muted : true,

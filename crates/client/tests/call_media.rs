@@ -751,3 +751,77 @@ async fn a_new_subscriber_gets_a_keyframe_at_once_because_the_publisher_is_asked
     answering.abort();
     bob.leave().await;
 }
+
+/// Found end to end: after two participants came and went, the one who was in the call first
+/// must still receive whoever joins next (the leavers' receive sections are reused or new ones
+/// are asked for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_after_two_leavers_reaches_everyone_who_stayed() {
+    let sfu = start_sfu().await;
+    let room = "default:leavers";
+    let mut ada = join(&sfu, room, "ada").await;
+    let mut bob = join(&sfu, room, "bob").await;
+    let (ada_video, ada_audio) = publish_av(&ada).await;
+    let (bob_video, bob_audio) = publish_av(&bob).await;
+    let steady = tokio::spawn(async move {
+        tokio::join!(
+            send_av(ada_video, ada_audio, 600),
+            send_av(bob_video, bob_audio, 600)
+        );
+    });
+    let mut at_ada = Received::default();
+    let mut at_bob = Received::default();
+    let mut leavers = Vec::new();
+    for name in ["p1", "p2"] {
+        let session = join(&sfu, room, name).await;
+        let (video, audio) = publish_av(&session).await;
+        leavers.push((session, tokio::spawn(send_av(video, audio, 600))));
+    }
+    let from_both = |r: &Received, _: &CallEvent| {
+        ["p1", "p2"].iter().all(|p| {
+            r.seqs
+                .get(&(p.to_string(), MediaKind::Video))
+                .is_some_and(|s| s.len() > 10)
+        })
+    };
+    tokio::join!(
+        collect(&mut ada, &mut at_ada, Duration::from_secs(15), from_both),
+        collect(&mut bob, &mut at_bob, Duration::from_secs(15), from_both),
+    );
+    assert!(
+        from_both(&at_ada, &CallEvent::Reconnected),
+        "ada got p1 and p2"
+    );
+    for (session, sending) in leavers {
+        sending.abort();
+        session.leave().await;
+    }
+    // Both notice them gone.
+    let gone = |_: &Received, e: &CallEvent| matches!(e, CallEvent::ParticipantLeft { identity, .. } if identity == "p2");
+    tokio::join!(
+        collect(&mut ada, &mut at_ada, Duration::from_secs(10), gone),
+        collect(&mut bob, &mut at_bob, Duration::from_secs(10), gone),
+    );
+    let newcomer = join(&sfu, room, "p3").await;
+    let (video, audio) = publish_av(&newcomer).await;
+    let sending = tokio::spawn(send_av(video, audio, 300));
+    let from_p3 = |r: &Received, _: &CallEvent| {
+        [MediaKind::Video, MediaKind::Audio].iter().all(|k| {
+            r.seqs
+                .get(&("p3".to_owned(), *k))
+                .is_some_and(|s| s.len() > 10)
+        })
+    };
+    tokio::join!(
+        collect(&mut ada, &mut at_ada, Duration::from_secs(15), from_p3),
+        collect(&mut bob, &mut at_bob, Duration::from_secs(15), from_p3),
+    );
+    assert!(from_p3(&at_bob, &CallEvent::Reconnected), "bob receives p3");
+    assert!(from_p3(&at_ada, &CallEvent::Reconnected), "ada receives p3");
+    sending.abort();
+    steady.abort();
+    newcomer.leave().await;
+    ada.leave().await;
+    bob.leave().await;
+    sfu.server.abort();
+}

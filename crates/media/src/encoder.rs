@@ -51,6 +51,9 @@ impl Default for EncoderSettings {
 
 pub struct H264Encoder {
     encoder: Encoder,
+    /// The last SPS and PPS NAL units (with start codes): a keyframe that comes without them
+    /// gets them, so a receiver can start decoding at any keyframe.
+    parameter_sets: Vec<u8>,
     yuv: YUVBuffer,
     width: u32,
     height: u32,
@@ -77,6 +80,7 @@ impl H264Encoder {
             .map_err(|e| EncodeError::Encoder(e.to_string()))?;
         Ok(Self {
             encoder,
+            parameter_sets: Vec::new(),
             yuv: YUVBuffer::new(width as usize, height as usize),
             width,
             height,
@@ -139,9 +143,59 @@ impl H264Encoder {
         if matches!(stream.frame_type(), FrameType::Skip | FrameType::Invalid) {
             return Ok(None);
         }
-        let annex_b = stream.to_vec();
+        let mut annex_b = stream.to_vec();
+        if keyframe {
+            let sets = parameter_sets(&annex_b);
+            if !sets.is_empty() {
+                self.parameter_sets = sets;
+            } else if !self.parameter_sets.is_empty() {
+                // A forced IDR came without its SPS and PPS (seen from OpenH264): a receiver
+                // joining here (a new subscriber, after a loss) could not decode it.
+                let mut whole = self.parameter_sets.clone();
+                whole.extend_from_slice(&annex_b);
+                annex_b = whole;
+            }
+        }
         Ok((!annex_b.is_empty()).then_some(EncodedFrame { annex_b, keyframe }))
     }
+}
+
+/// The SPS and PPS NAL units of an Annex B access unit, each with a 4-byte start code.
+fn parameter_sets(annex_b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for nal in nal_units(annex_b) {
+        if matches!(nal.first().map(|b| b & 0x1f), Some(7) | Some(8)) {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(nal);
+        }
+    }
+    out
+}
+
+/// The NAL units of an Annex B stream, without their start codes.
+fn nal_units(stream: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &start)| {
+            let mut end = starts.get(n + 1).map_or(stream.len(), |next| next - 3);
+            // A 4-byte start code's leading zero belongs to it, not to this unit.
+            while end > start && stream[end - 1] == 0 && starts.get(n + 1).is_some() {
+                end -= 1;
+            }
+            &stream[start..end]
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -172,6 +226,45 @@ mod tests {
         }
         assert_eq!(keyframes.first(), Some(&0));
         assert!(keyframes.len() >= 3, "{keyframes:?}");
+    }
+
+    #[test]
+    fn every_keyframe_carries_its_sps_and_pps_even_when_forced() {
+        let mut pattern = TestPattern::new(320, 180);
+        let mut encoder = H264Encoder::new(320, 180, EncoderSettings::default()).unwrap();
+        for i in 0..40u64 {
+            let frame = pattern.next_frame(1_000 + i * 33);
+            // Forced keyframes now and then, as receivers' requests make them.
+            let force = i % 7 == 3;
+            let out = encoder
+                .encode_rgba(&frame.rgba, 320, 180, force)
+                .unwrap()
+                .unwrap();
+            if out.keyframe {
+                let types: Vec<u8> = nal_units(&out.annex_b)
+                    .iter()
+                    .map(|n| n[0] & 0x1f)
+                    .collect();
+                assert!(
+                    types.contains(&7) && types.contains(&8),
+                    "frame {i}: {types:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nal_units_split_on_3_and_4_byte_start_codes() {
+        let stream = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
+        let units = nal_units(&stream);
+        assert_eq!(
+            units,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
+        );
+        assert!(nal_units(&[]).is_empty());
+        assert!(parameter_sets(&[0, 0, 1, 0x65, 9]).is_empty());
     }
 
     #[test]

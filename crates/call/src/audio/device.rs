@@ -324,13 +324,15 @@ impl Chain {
                     }
                     if key != DEFAULT_KEY && presence_checked.elapsed() >= PRESENCE_EVERY {
                         presence_checked = Instant::now();
-                        // Twice in a row: one failed listing is not an unplug.
+                        // Three times in a row: PulseAudio's listing fails now and then
+                        // (seen as a false "speaker disconnected" in a long call), and one or
+                        // two failed listings are not an unplug.
                         missing = if is_present(role, key) {
                             0
                         } else {
                             missing + 1
                         };
-                        if missing >= 2 {
+                        if missing >= 3 {
                             return Some("it was unplugged".to_owned());
                         }
                     }

@@ -874,6 +874,18 @@ impl SessionTask {
             api.ice_restart(true);
             conn.ice_restart = false;
         }
+        if conn.wants_offer && !api.has_changes() {
+            // The SFU asks for an offer to announce sections it filled again (after people
+            // left). With nothing else changed str0m makes no offer, so one more receiving
+            // section, a spare slot, makes one.
+            conn.recv_mids.push(api.add_media(
+                str0m::media::MediaKind::Video,
+                Direction::RecvOnly,
+                None,
+                None,
+                None,
+            ));
+        }
         conn.wants_offer = false;
         let Some((offer, pending)) = api.apply() else {
             return Ok(());
