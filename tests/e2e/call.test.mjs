@@ -39,6 +39,7 @@ const TWO_WINDOWS = 'two windows in one meeting: each sees and hears the other; 
 const CHROMIUM = 'a third participant from livekit-client in Chromium: both windows get a tile for them and draw their video';
 const REJOIN = 'someone who leaves and joins again is seen again by the one who stayed';
 const AFTER_LEAVERS = 'after two people leave, someone new who joins is seen and heard in both windows';
+const RUST_DECODE = 'a webview without WebCodecs gets H.264 decoded by the backend: the tile still shows the pattern';
 const TEST_TIMEOUT_MS = 300_000;
 
 // A's microphone, and B's.
@@ -449,19 +450,44 @@ async function newcomerAfterLeavers(t) {
   }
 }
 
+// As a webview without VideoDecoder would (the page's test hook): the backend decodes H.264
+// and sends pictures, which the tile draws. A probe publishes the test pattern.
+async function rustDecode(t) {
+  const coordinator = await Coordinator.start();
+  const callId = newCallId();
+  let probe = null;
+  try {
+    await withApp(t, async (a) => {
+      await signInForVideo(a, coordinator, 'alice', 'Alice Anders');
+      await a.evalAsync('window.__confabCall.decodeInRustNextCall(); return true;');
+      await joinCall(a, callId);
+      probe = Probe.start({ ...(await coordinator.joinCall('probe', callId)), seconds: 60 });
+      await waitForFrames(a, 'probe', { timeoutMs: 20000 });
+      const sample = await seesPattern(a, 'probe');
+      console.log(`A draws the probe's pictures (decoded in Rust) ${sample.now - sample.code} ms after they were rendered (${sample.picture.width}x${sample.picture.height})`);
+      // Nothing was decoded by WebCodecs: the pictures came decoded.
+      assert.equal(await a.evalAsync(`return window.__confabCall.decoded('probe');`), 0);
+    }, { shot: 'call-rust-decode' });
+  } finally {
+    await probe?.stop();
+    await coordinator.stop();
+  }
+}
+
 // The tests run in a network namespace of their own: this file runs itself again in one.
 if (inOwnNetwork()) {
   test(TWO_WINDOWS, { timeout: TEST_TIMEOUT_MS }, twoWindows);
   test(CHROMIUM, { timeout: TEST_TIMEOUT_MS }, chromiumParticipant);
   test(REJOIN, { timeout: TEST_TIMEOUT_MS }, rejoin);
   test(AFTER_LEAVERS, { timeout: TEST_TIMEOUT_MS }, newcomerAfterLeavers);
+  test(RUST_DECODE, { timeout: TEST_TIMEOUT_MS }, rustDecode);
 } else {
-  test('calls with audio and video (in a network namespace of its own)', { timeout: 4 * TEST_TIMEOUT_MS + 60_000 }, async () => {
+  test('calls with audio and video (in a network namespace of its own)', { timeout: 5 * TEST_TIMEOUT_MS + 60_000 }, async () => {
     // CONFAB_CALL_TESTS (a name pattern) runs only the tests it matches.
     const only = process.env.CONFAB_CALL_TESTS ? [`--test-name-pattern=${process.env.CONFAB_CALL_TESTS}`] : [];
     const { code, signal, hint } = await runInOwnNetwork(thisFile, {
       nodeArgs: ['--test-reporter=spec', ...only],
-      timeoutMs: 4 * TEST_TIMEOUT_MS + 30_000,
+      timeoutMs: 5 * TEST_TIMEOUT_MS + 30_000,
     });
     assert.equal(code, 0, `the tests in the namespace failed (exit ${code ?? signal}): their output is above.${hint}`);
   });
