@@ -6,11 +6,11 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
+import { inOwnNetwork as inNetwork, runInOwnNetwork as runInNetwork } from '../interop/netns.mjs';
 import { connected, onScreen } from './flows.mjs';
 import { appProcesses, repoRoot, waitFor } from './webdriver.mjs';
 
@@ -22,48 +22,13 @@ export const application = () => process.env.CONFAB_APP ?? path.join(repoRoot, '
 // ---------------------------------------------------------------------------------------------
 // A network of its own.
 
-/** Set in the run inside the namespace. */
+/** Set in the run inside the namespace (tests/interop/netns.mjs). */
 export const NETNS_ENV = 'CONFAB_CALL_NETNS';
-export const inOwnNetwork = () => process.env[NETNS_ENV] === '1';
+export const inOwnNetwork = () => inNetwork(NETNS_ENV);
 
-/**
- * Runs `file` again (with `node`, plus `nodeArgs`) inside new network and PID namespaces that
- * have only a loopback interface, as tests/interop does: the apps, the coordinator and its SFU,
- * Chromium and the probes all use 127.0.0.1 anyway, and the namespace makes "nothing leaves the
- * machine" a fact (Chromium's ICE gathers candidates on every interface it sees). The X server,
- * D-Bus and PulseAudio are reached through sockets in the file system, which the namespace
- * keeps. The PID namespace also means that every process the run started dies with it, and that
- * the harness's search for leftover apps sees only this run's.
- * Resolves to { code, signal, stderr } once it has exited; killed after `timeoutMs`.
- */
-export async function runInOwnNetwork(file, { nodeArgs = [], timeoutMs }) {
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'confab-call-'));
-  const userns = process.getuid() === 0 ? [] : ['--user', '--map-root-user'];
-  const args = [
-    ...userns, '--net', '--pid', '--fork', '--kill-child', '--mount-proc', '--',
-    'sh', '-c', 'ip link set lo up && exec "$@"', 'call-netns',
-    process.execPath, ...nodeArgs, file,
-  ];
-  const env = { ...process.env, [NETNS_ENV]: '1', TMPDIR: tmp };
-  // Without NODE_TEST_CONTEXT the inner run reports on its own, in plain text, passed on here.
-  delete env.NODE_TEST_CONTEXT;
-  const child = spawn('unshare', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let stderr = '';
-  child.stdout.on('data', (d) => process.stdout.write(d));
-  child.stderr.on('data', (d) => {
-    stderr += d;
-    process.stderr.write(d);
-  });
-  const exited = once(child, 'exit');
-  // unshare ignores SIGTERM while it waits; SIGKILL, and --kill-child takes the rest along.
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code, signal] = await exited.finally(() => clearTimeout(timer));
-  await rm(tmp, { recursive: true, force: true });
-  const hint = /^(unshare|ip|RTNETLINK)\b/m.test(stderr)
-    ? ' The namespace could not be made: `unshare` needs root or unprivileged user namespaces, and `ip` (iproute2).'
-    : '';
-  return { code, signal, hint };
-}
+/** Runs `file` again in a network of its own, as tests/interop does. */
+export const runInOwnNetwork = (file, { nodeArgs = [], timeoutMs }) =>
+  runInNetwork(file, { envName: NETNS_ENV, label: 'call', nodeArgs, timeoutMs });
 
 // ---------------------------------------------------------------------------------------------
 // The coordinator and signing in.
@@ -394,7 +359,7 @@ export function describeSound(m, freqs) {
 // ---------------------------------------------------------------------------------------------
 // A participant in Chromium: livekit-client (tests/interop's page) with Chromium's fake camera.
 
-export { ChromeDriver, browserLog, redact, servePage } from '../interop/browser.mjs';
+export { ChromeDriver, browserLog, inPage, redact, servePage } from '../interop/browser.mjs';
 
 /** The routes of tests/interop's page: livekit-client's UMD build and the page's API. */
 export function interopPageRoutes() {
@@ -406,19 +371,6 @@ export function interopPageRoutes() {
   };
 }
 
-/**
- * Runs `window.interop[name](...args)` in the page (see tests/interop/page/interop.js): started,
- * then polled, since one WebDriver script may run for 30 s at most.
- */
-export async function inPage(session, name, args, timeoutMs) {
-  await session.evalAsync('window.interop.start(...args)', name, args);
-  const task = await waitFor(`the page's ${name}()`, async () => {
-    const t = await session.evalAsync('return window.interop.result(...args)', name);
-    return t?.state !== 'pending' && t;
-  }, { timeoutMs, intervalMs: 250 });
-  if (task.state === 'failed') throw new Error(`${name}() failed in the page: ${task.error}`);
-  return task.value;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Processes: a tree's CPU time and memory.

@@ -243,76 +243,67 @@ async function chromiumParticipant(t) {
   try {
     const page = await servePage(routes);
     cleanups.push(() => page.close());
-    await withApp(t, async (a) => {
-      await signInForVideo(a, coordinator, 'alice', 'Alice Anders');
-      await joinCall(a, callId);
-      await withApp(t, async (b) => {
-        await signInForVideo(b, coordinator, 'bob', 'Bob Berg');
-        await joinCall(b, callId);
-        await waitForFrames(a, 'bob');
-        await waitForFrames(b, 'alice');
+    await aliceAndBob(t, coordinator, callId, async (a, b) => {
+      // Carol joins from Chromium with credentials from the coordinator's join, and
+      // publishes Chromium's fake camera and microphone with livekit-client's defaults.
+      const carol = await coordinator.joinCall('carol', callId);
+      const driver = await ChromeDriver.start();
+      cleanups.push(() => driver.stop());
+      session = await driver.launch();
+      cleanups.push(() => session.quit());
+      await session.cmd('POST', '/timeouts', { script: 30_000 });
+      await session.cmd('POST', '/url', { url: `${page.url}/` });
+      const me = await inPage(session, 'connect', [carol.url, carol.token, {}], 45_000);
+      const published = await inPage(session, 'publish', [], 30_000);
+      console.log(`Chromium joined as ${me.identity} and published ${published.map((p) => `${p.kind} ${p.mime ?? ''}`).join(', ')}`);
+      assert.equal(me.identity, 'carol');
 
-        // Carol joins from Chromium with credentials from the coordinator's join, and
-        // publishes Chromium's fake camera and microphone with livekit-client's defaults.
-        const carol = await coordinator.joinCall('carol', callId);
-        const driver = await ChromeDriver.start();
-        cleanups.push(() => driver.stop());
-        session = await driver.launch();
-        cleanups.push(() => session.quit());
-        await session.cmd('POST', '/timeouts', { script: 30_000 });
-        await session.cmd('POST', '/url', { url: `${page.url}/` });
-        const me = await inPage(session, 'connect', [carol.url, carol.token, {}], 45_000);
-        const published = await inPage(session, 'publish', [], 30_000);
-        console.log(`Chromium joined as ${me.identity} and published ${published.map((p) => `${p.kind} ${p.mime ?? ''}`).join(', ')}`);
-        assert.equal(me.identity, 'carol');
+      // Both windows get Carol's tile and draw her video.
+      for (const [app, name] of [[a, 'A'], [b, 'B']]) {
+        const tile = await waitFor(`${name}'s tile for carol`, () => tileOf(app, 'carol'), { timeoutMs: 15000 });
+        let last = tile;
+        try {
+          await waitFor(`${name} to draw carol's video`, async () => {
+            last = await tileOf(app, 'carol');
+            return last?.video === 'undecodable' || last?.framesDrawn >= 10;
+          }, { timeoutMs: 20000, intervalMs: 200 });
+        } catch {
+          /* reported below */
+        }
+        const codec = await app.evalAsync(`return window.__confabCall.view()?.participants?.find((p) => p.identity === 'carol')?.video?.codec ?? null;`);
+        assert.notEqual(last?.video, 'undecodable', `${name} cannot show carol's ${codec} video: the tile says "${await app.text('#call-grid .tile[data-identity="carol"] .tile-placeholder').catch(() => '?')}"`);
+        assert.ok(last?.framesDrawn >= 10, `${name} drew ${last?.framesDrawn} frames of carol's ${codec} video in 20 s: ${JSON.stringify(last)}`);
+        const drawn = last.framesDrawn;
+        await sleep(1000);
+        const later = await tileOf(app, 'carol');
+        assert.ok(later.framesDrawn > drawn, `${name} stopped drawing carol's video (${drawn} then ${later.framesDrawn} frames)`);
+        const sample = await sampleTile(app, 'carol');
+        assert.ok(sample && !sample.blank, `${name}'s canvas for carol is blank: ${JSON.stringify(sample)}`);
+        console.log(`${name} draws carol's ${codec} video: ${later.framesDrawn} frames, picture ${sample.picture.width}x${sample.picture.height}`);
+        await app.screenshot(`call-chromium-${name.toLowerCase()}`);
+      }
 
-        // Both windows get Carol's tile and draw her video.
-        for (const [app, name] of [[a, 'A'], [b, 'B']]) {
-          const tile = await waitFor(`${name}'s tile for carol`, () => tileOf(app, 'carol'), { timeoutMs: 15000 });
-          let last = tile;
-          try {
-            await waitFor(`${name} to draw carol's video`, async () => {
-              last = await tileOf(app, 'carol');
-              return last?.video === 'undecodable' || last?.framesDrawn >= 10;
-            }, { timeoutMs: 20000, intervalMs: 200 });
-          } catch {
-            /* reported below */
-          }
-          const codec = await app.evalAsync(`return window.__confabCall.view()?.participants?.find((p) => p.identity === 'carol')?.video?.codec ?? null;`);
-          assert.notEqual(last?.video, 'undecodable', `${name} cannot show carol's ${codec} video: the tile says "${await app.text('#call-grid .tile[data-identity="carol"] .tile-placeholder').catch(() => '?')}"`);
-          assert.ok(last?.framesDrawn >= 10, `${name} drew ${last?.framesDrawn} frames of carol's ${codec} video in 20 s: ${JSON.stringify(last)}`);
-          const drawn = last.framesDrawn;
-          await sleep(1000);
-          const later = await tileOf(app, 'carol');
-          assert.ok(later.framesDrawn > drawn, `${name} stopped drawing carol's video (${drawn} then ${later.framesDrawn} frames)`);
-          const sample = await sampleTile(app, 'carol');
-          assert.ok(sample && !sample.blank, `${name}'s canvas for carol is blank: ${JSON.stringify(sample)}`);
-          console.log(`${name} draws carol's ${codec} video: ${later.framesDrawn} frames, picture ${sample.picture.width}x${sample.picture.height}`);
-          await app.screenshot(`call-chromium-${name.toLowerCase()}`);
-        }
-
-        // And Chromium decodes both apps' video.
-        for (const identity of ['alice', 'bob']) {
-          const remote = await waitFor(`Chromium to decode ${identity}'s video`, async () => {
-            const r = await session.evalAsync('return window.interop.remote(...args)', identity);
-            const video = r?.tracks.find((tr) => tr.kind === 'video' && tr.subscribed);
-            return video?.framesDecoded > 10 ? video : null;
-          }, { timeoutMs: 20000, intervalMs: 500 });
-          console.log(`Chromium decodes ${identity}'s video: ${remote.framesDecoded} frames ${remote.frameWidth}x${remote.frameHeight} ${remote.codec}`);
-        }
-        // Carol leaves the SFU session: her video goes from both windows; then the call (the
-        // coordinator's participants, which she joined through REST): her tile goes.
-        await inPage(session, 'disconnect', [], 10_000);
-        for (const [app, name] of [[a, 'A'], [b, 'B']]) {
-          await waitFor(`${name} to stop showing carol's video`, async () => {
-            const tile = await tileOf(app, 'carol');
-            return tile === null || tile.video === 'off';
-          }, { timeoutMs: 15000 });
-        }
-        await leaveCallRest(coordinator, 'carol', callId);
-        await waitFor('carol\'s tile gone', async () => (await tileOf(a, 'carol')) === null && (await tileOf(b, 'carol')) === null, { timeoutMs: 15000 });
-      }, { shot: 'call-chromium-b-end' });
-    }, { shot: 'call-chromium-a-end' });
+      // And Chromium decodes both apps' video.
+      for (const identity of ['alice', 'bob']) {
+        const remote = await waitFor(`Chromium to decode ${identity}'s video`, async () => {
+          const r = await session.evalAsync('return window.interop.remote(...args)', identity);
+          const video = r?.tracks.find((tr) => tr.kind === 'video' && tr.subscribed);
+          return video?.framesDecoded > 10 ? video : null;
+        }, { timeoutMs: 20000, intervalMs: 500 });
+        console.log(`Chromium decodes ${identity}'s video: ${remote.framesDecoded} frames ${remote.frameWidth}x${remote.frameHeight} ${remote.codec}`);
+      }
+      // Carol leaves the SFU session: her video goes from both windows; then the call (the
+      // coordinator's participants, which she joined through REST): her tile goes.
+      await inPage(session, 'disconnect', [], 10_000);
+      for (const [app, name] of [[a, 'A'], [b, 'B']]) {
+        await waitFor(`${name} to stop showing carol's video`, async () => {
+          const tile = await tileOf(app, 'carol');
+          return tile === null || tile.video === 'off';
+        }, { timeoutMs: 15000 });
+      }
+      await leaveCallRest(coordinator, 'carol', callId);
+      await waitFor('carol\'s tile gone', async () => (await tileOf(a, 'carol')) === null && (await tileOf(b, 'carol')) === null, { timeoutMs: 15000 });
+    }, 'call-chromium');
   } catch (err) {
     if (session) {
       const events = await session.evalAsync('return window.interop?.events ?? []').catch((e) => [String(e)]);
@@ -349,6 +340,24 @@ async function signInForVideo(app, coordinator, user, name) {
   await signInStream(app, coordinator, user, name);
   await pick(app, 'pick-camera', { value: 'fake:camera:test-pattern' });
   await pick(app, 'pick-microphone', { value: 'fake:microphone:tone' });
+}
+
+/**
+ * Alice (app A) and Bob (app B) in call `callId`, each drawing the other's camera; then
+ * `body(a, b)`. Each window's last screen goes to target/e2e/`shot`-{a,b}-end.png.
+ */
+async function aliceAndBob(t, coordinator, callId, body, shot) {
+  await withApp(t, async (a) => {
+    await signInForVideo(a, coordinator, 'alice', 'Alice Anders');
+    await joinCall(a, callId);
+    await withApp(t, async (b) => {
+      await signInForVideo(b, coordinator, 'bob', 'Bob Berg');
+      await joinCall(b, callId);
+      await waitForFrames(a, 'bob');
+      await waitForFrames(b, 'alice');
+      await body(a, b);
+    }, { shot: `${shot}-b-end` });
+  }, { shot: `${shot}-a-end` });
 }
 
 // B joins, leaves and joins again (as after a dropped connection or a wrong click) while A
@@ -408,38 +417,29 @@ async function newcomerAfterLeavers(t) {
     return probe;
   };
   try {
-    await withApp(t, async (a) => {
-      await signInForVideo(a, coordinator, 'alice', 'Alice Anders');
-      await joinCall(a, callId);
-      await withApp(t, async (b) => {
-        await signInForVideo(b, coordinator, 'bob', 'Bob Berg');
-        await joinCall(b, callId);
-        await waitForFrames(a, 'bob');
-        await waitForFrames(b, 'alice');
+    await aliceAndBob(t, coordinator, callId, async (a, b) => {
+      for (const user of ['probe1', 'probe2']) await startProbe(user);
+      for (const app of [a, b]) {
+        for (const user of ['probe1', 'probe2']) await waitForFrames(app, user, { timeoutMs: 20000 });
+      }
+      for (const probe of probes.splice(0)) await probe.stop();
+      for (const user of ['probe1', 'probe2']) await leaveCallRest(coordinator, user, callId);
+      for (const app of [a, b]) {
+        await waitFor('the probes\' tiles gone', async () => (await tiles(app)).every((x) => !x.identity.startsWith('probe')), { timeoutMs: 15000 });
+      }
 
-        for (const user of ['probe1', 'probe2']) await startProbe(user);
-        for (const app of [a, b]) {
-          for (const user of ['probe1', 'probe2']) await waitForFrames(app, user, { timeoutMs: 20000 });
-        }
-        for (const probe of probes.splice(0)) await probe.stop();
-        for (const user of ['probe1', 'probe2']) await leaveCallRest(coordinator, user, callId);
-        for (const app of [a, b]) {
-          await waitFor('the probes\' tiles gone', async () => (await tiles(app)).every((x) => !x.identity.startsWith('probe')), { timeoutMs: 15000 });
-        }
-
-        await startProbe('probe3');
-        const problems = [];
-        for (const [app, name] of [[a, 'A'], [b, 'B']]) {
-          const drawn = await waitForFrames(app, 'probe3', { timeoutMs: 15000 }).then(() => null, (err) => err.message);
-          const from = await receivingFrom(app);
-          console.log(`${name} receives: ${from.join(', ')}${drawn ? '; it does not draw probe3' : '; it draws probe3'}`);
-          if (drawn) problems.push(`${name} (in the call before the others came and went) does not show the newcomer: ${drawn}; it receives only ${from.join(', ')}`);
-          if (!from.includes('probe3 audio')) problems.push(`${name} does not receive the newcomer's audio`);
-          await app.screenshot(`call-newcomer-${name.toLowerCase()}`);
-        }
-        assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
-      }, { shot: 'call-newcomer-b-end' });
-    }, { shot: 'call-newcomer-a-end' });
+      await startProbe('probe3');
+      const problems = [];
+      for (const [app, name] of [[a, 'A'], [b, 'B']]) {
+        const drawn = await waitForFrames(app, 'probe3', { timeoutMs: 15000 }).then(() => null, (err) => err.message);
+        const from = await receivingFrom(app);
+        console.log(`${name} receives: ${from.join(', ')}${drawn ? '; it does not draw probe3' : '; it draws probe3'}`);
+        if (drawn) problems.push(`${name} (in the call before the others came and went) does not show the newcomer: ${drawn}; it receives only ${from.join(', ')}`);
+        if (!from.includes('probe3 audio')) problems.push(`${name} does not receive the newcomer's audio`);
+        await app.screenshot(`call-newcomer-${name.toLowerCase()}`);
+      }
+      assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
+    }, 'call-newcomer');
   } catch (err) {
     for (const probe of probes) console.error(`----- ${probe.events.find((e) => e.event === 'joined')?.identity ?? 'a probe'}\n${redact(probe.report())}`);
     console.error(`----- the coordinator's stderr\n${redact(coordinator.stderr.join('\n'))}`);

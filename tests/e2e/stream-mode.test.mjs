@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import { promisify } from 'node:util';
 
 import { StandaloneCoordinator } from './standalone-coordinator.mjs';
@@ -18,9 +18,10 @@ const run = promisify(execFile);
 let coordinator;
 
 before(async () => { coordinator = await StandaloneCoordinator.start(); });
-after(async () => {
-  await coordinator?.stop();
-  // Whatever a failed test left in the keychain must not sign in the next app.
+after(async () => { await coordinator?.stop(); });
+// Whatever a failed test left in the keychain must not sign in the next test's app (a remembered
+// sign-in skips the start screen, and one failure then failed the two tests after it).
+afterEach(async () => {
   await run('secret-tool', ['clear', 'service', 'dev.confab.desktop']).catch(() => {});
 });
 

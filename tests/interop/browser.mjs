@@ -178,3 +178,19 @@ export async function servePage(routes) {
     }),
   };
 }
+
+/**
+ * Runs `window.interop[name](...args)` in the page (page/interop.js) and returns what it
+ * resolves to, failing after `timeoutMs` or with the page's error. Started, then polled: one
+ * WebDriver script may run for 30 s at most, and livekit-client's connect alone may take 35 s
+ * to give up.
+ */
+export async function inPage(session, name, args, timeoutMs) {
+  await session.evalAsync('window.interop.start(...args)', name, args);
+  const task = await waitFor(`the page's ${name}()`, async () => {
+    const t = await session.evalAsync('return window.interop.result(...args)', name);
+    return t?.state !== 'pending' && t;
+  }, { timeoutMs, intervalMs: 250 });
+  if (task.state === 'failed') throw new Error(`${name}() failed in the page: ${task.error}`);
+  return task.value;
+}

@@ -20,17 +20,15 @@
 // CONFAB_INTEROP_NETNS=1 runs the test body directly, in the current namespace.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { access, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { ChromeDriver, browserLog, redact, screenshot, servePage } from './browser.mjs';
+import { ChromeDriver, browserLog, inPage, redact, screenshot, servePage } from './browser.mjs';
 import { Coordinator, Probe, requireBinaries } from './confab.mjs';
+import { inOwnNetwork, runInOwnNetwork } from './netns.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
 const here = path.dirname(thisFile);
@@ -42,45 +40,23 @@ const INNER_TIMEOUT_MS = 120_000;
 
 const NAME = 'livekit-client 2.23.0 in Chromium and confab-call-probe exchange audio and video through the embedded SFU';
 
-if (process.env.CONFAB_INTEROP_NETNS === '1') {
+const NETNS_ENV = 'CONFAB_INTEROP_NETNS';
+
+if (inOwnNetwork(NETNS_ENV)) {
   test(NAME, { timeout: INNER_TIMEOUT_MS }, run);
 } else {
   test(`${NAME} (in a network namespace of its own)`, { timeout: INNER_TIMEOUT_MS + 30_000 }, inNamespace);
 }
 
-/** Runs this file again inside new network and PID namespaces, and fails if it fails. */
+/** Runs this file again in a network of its own (netns.mjs), and fails if it fails. */
 async function inNamespace() {
-  // Chromium's profile and the coordinator's data go here, removed afterwards even when a
-  // killed process could not clean up after itself.
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'confab-interop-'));
-  const userns = process.getuid() === 0 ? [] : ['--user', '--map-root-user'];
-  const args = [
-    ...userns, '--net', '--pid', '--fork', '--kill-child', '--mount-proc', '--',
-    'sh', '-c', 'ip link set lo up && exec "$@"', 'interop-netns',
-    process.execPath, '--test-reporter=spec', thisFile,
-  ];
-  // The inner run reports in plain text, which is passed on: without NODE_TEST_CONTEXT (set
-  // for this file by `node --test`) it is a run of its own, not a child of this one's runner.
-  const env = { ...process.env, CONFAB_INTEROP_NETNS: '1', TMPDIR: tmp };
-  delete env.NODE_TEST_CONTEXT;
-  const child = spawn('unshare', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let stderr = '';
-  child.stdout.on('data', (d) => process.stdout.write(d));
-  child.stderr.on('data', (d) => {
-    stderr += d;
-    process.stderr.write(d);
+  // Chromium's profile and the coordinator's data go in the run's own TMPDIR.
+  const { code, signal, hint } = await runInOwnNetwork(thisFile, {
+    envName: NETNS_ENV,
+    label: 'interop',
+    nodeArgs: ['--test-reporter=spec'],
+    timeoutMs: INNER_TIMEOUT_MS + 20_000,
   });
-  const exited = once(child, 'exit');
-  // Bounded: the inner test has its own timeout; this one catches a hang around it. unshare
-  // ignores SIGTERM while it waits for its child, so it gets SIGKILL, and --kill-child then
-  // kills the namespace's first process, which takes every other one in it along.
-  const kill = setTimeout(() => child.kill('SIGKILL'), INNER_TIMEOUT_MS + 20_000);
-  const [code, signal] = await exited.finally(() => clearTimeout(kill));
-  await rm(tmp, { recursive: true, force: true });
-  // unshare's and ip's own errors start with their names.
-  const hint = /^(unshare|ip|RTNETLINK)\b/m.test(stderr)
-    ? ' The namespace could not be made: `unshare` needs root or unprivileged user namespaces, and `ip` (iproute2).'
-    : '';
   assert.equal(code, 0, `the test in the namespace failed (exit ${code ?? signal}): its output is above.${hint}`);
 }
 
@@ -98,21 +74,6 @@ async function until(what, probe, timeoutMs, intervalMs = 250) {
     }
     await sleep(intervalMs);
   }
-}
-
-/**
- * Runs `window.interop[name](...args)` in the page and returns what it resolves to, failing
- * after `timeoutMs` or with the page's error. Started, then polled: one WebDriver script may run
- * for 30 s at most, and livekit-client's connect alone may take 35 s to give up.
- */
-async function inPage(session, name, args, timeoutMs) {
-  await session.evalAsync('window.interop.start(...args)', name, args);
-  const task = await until(`the page's ${name}()`, async () => {
-    const t = await session.evalAsync('return window.interop.result(...args)', name);
-    return t?.state !== 'pending' && t;
-  }, timeoutMs);
-  if (task.state === 'failed') throw new Error(`${name}() failed in the page: ${task.error}`);
-  return task.value;
 }
 
 const sameMime = (a, b) => String(a).toLowerCase() === String(b).toLowerCase();

@@ -36,7 +36,8 @@ use confab_client::media::{
     CallEvent, CallSession, CallSessionOptions, EncodedFrame, MediaKind, SfuCredentials, TrackSpec,
 };
 use confab_devices::fake::Tone;
-use confab_sfu::{AccessToken, ApiSecret, Sfu, SfuConfig, VideoGrant};
+use confab_sfu::loopback::LoopbackSfu;
+use confab_sfu::{ApiSecret, SfuConfig};
 use tokio::sync::oneshot;
 
 const KEY: &str = "bench-key";
@@ -87,58 +88,21 @@ impl Plan {
     }
 }
 
-struct BenchSfu {
-    _sfu: Sfu,
-    url: String,
-    server: tokio::task::JoinHandle<()>,
+async fn start_sfu() -> Result<LoopbackSfu, String> {
+    let config = SfuConfig::loopback(KEY, ApiSecret::new(SECRET));
+    LoopbackSfu::start(config, 0)
+        .await
+        .map_err(|e| format!("the SFU did not start: {e}"))
 }
 
-async fn start_sfu() -> Result<BenchSfu, String> {
-    let sfu = Sfu::start(SfuConfig::loopback(KEY, ApiSecret::new(SECRET)))
+async fn join(sfu: &LoopbackSfu, room: &str, identity: &str) -> Result<CallSession, String> {
+    let credentials = SfuCredentials {
+        url: sfu.url.clone(),
+        token: sfu.token(room, identity, &identity.to_uppercase(), true),
+    };
+    CallSession::connect(credentials, CallSessionOptions::default())
         .await
-        .map_err(|e| format!("the SFU did not start: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| format!("no loopback port: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("no loopback address: {e}"))?;
-    let app = axum::Router::new().nest("/sfu", sfu.router());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(BenchSfu {
-        _sfu: sfu,
-        url: format!("http://{addr}/sfu"),
-        server,
-    })
-}
-
-async fn join(sfu: &BenchSfu, room: &str, identity: &str) -> Result<CallSession, String> {
-    let token = confab_sfu::token::mint(
-        KEY,
-        &ApiSecret::new(SECRET),
-        &AccessToken {
-            identity: identity.into(),
-            name: identity.to_uppercase(),
-            grant: VideoGrant {
-                room: room.into(),
-                room_join: true,
-                can_publish: Some(true),
-                ..VideoGrant::default()
-            },
-            ttl: Duration::from_secs(600),
-        },
-    );
-    CallSession::connect(
-        SfuCredentials {
-            url: sfu.url.clone(),
-            token,
-        },
-        CallSessionOptions::default(),
-    )
-    .await
-    .map_err(|e| format!("{identity} could not join: {e}"))
+        .map_err(|e| format!("{identity} could not join: {e}"))
 }
 
 /// A received packet waiting for the speaker thread (the app's playout inbox).
@@ -333,7 +297,7 @@ async fn join_thread<T: Send + 'static>(handle: JoinHandle<T>) -> Result<T, Stri
 
 /// One run: Alice's capture to Bob's playout, with `settings` on both sides.
 async fn run(
-    sfu: &BenchSfu,
+    sfu: &LoopbackSfu,
     room: &str,
     settings: AudioSettings,
     plan: &Plan,

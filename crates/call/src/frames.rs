@@ -27,18 +27,24 @@ pub fn video_message(
     track_sid: &str,
     frame: &[u8],
 ) -> Vec<u8> {
+    let micros = rtp_time as f64 * 1_000_000.0 / 90_000.0;
+    let mut fields = [0; 12];
+    fields[..8].copy_from_slice(&micros.to_le_bytes());
+    let flags = u8::from(keyframe) | (u8::from(lost_before) << 1);
+    message([VIDEO_FRAME, codec, flags], fields, track_sid, frame)
+}
+
+/// A page message: `head` (kind, a kind-specific byte, flags), the sid's length, 12 bytes of
+/// `fields`, the track sid, then `payload`.
+pub(crate) fn message(head: [u8; 3], fields: [u8; 12], track_sid: &str, payload: &[u8]) -> Vec<u8> {
     // A sid longer than a byte can say is cut: sids are short ("TR_" and a few letters).
     let sid = &track_sid.as_bytes()[..track_sid.len().min(255)];
-    let mut out = Vec::with_capacity(HEADER + sid.len() + frame.len());
-    out.push(VIDEO_FRAME);
-    out.push(codec);
-    out.push(u8::from(keyframe) | (u8::from(lost_before) << 1));
+    let mut out = Vec::with_capacity(HEADER + sid.len() + payload.len());
+    out.extend_from_slice(&head);
     out.push(sid.len() as u8);
-    let micros = rtp_time as f64 * 1_000_000.0 / 90_000.0;
-    out.extend_from_slice(&micros.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&fields);
     out.extend_from_slice(sid);
-    out.extend_from_slice(frame);
+    out.extend_from_slice(payload);
     out
 }
 

@@ -271,9 +271,8 @@ struct Media {
     internal: mpsc::UnboundedSender<Internal>,
     /// Opening and closing audio devices blocks (up to seconds): done on blocking threads.
     audio: Option<Arc<AudioEngine>>,
-    /// Where the audio engine sends the microphone's packets: set once published.
+    /// The microphone's published track, where the audio engine's thread sends its packets.
     audio_track_slot: Arc<Mutex<Option<LocalTrack>>>,
-    audio_track: Option<LocalTrack>,
     video_track: Option<LocalTrack>,
     camera: Option<CameraSender>,
     /// Remote videos shown at a size (absent: not told yet, so sent).
@@ -299,7 +298,6 @@ async fn run(
         internal,
         audio: None,
         audio_track_slot: Arc::default(),
-        audio_track: None,
         video_track: None,
         camera: None,
         video_sizes: HashMap::new(),
@@ -431,6 +429,13 @@ impl Media {
         }
     }
 
+    fn audio_track(&self) -> Option<LocalTrack> {
+        self.audio_track_slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn sink(&self) -> Arc<dyn MediaSink> {
         self.sink.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -473,7 +478,7 @@ impl Media {
     /// Publishes the microphone and the camera (after each join: a rejoin republishes them
     /// itself, so this runs once per session object).
     async fn publish_tracks(&mut self, session: &CallSession) {
-        if self.audio_track.is_none() {
+        if self.audio_track().is_none() {
             let mut spec = TrackSpec::microphone();
             spec.muted = self.view.local.microphone_muted;
             match session.publish(spec).await {
@@ -481,8 +486,7 @@ impl Media {
                     *self
                         .audio_track_slot
                         .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(track.clone());
-                    self.audio_track = Some(track);
+                        .unwrap_or_else(|p| p.into_inner()) = Some(track);
                 }
                 Err(e) => {
                     self.view.local.microphone_error =
@@ -557,7 +561,6 @@ impl Media {
     /// The session ended by itself: a new one is made, which publishes afresh.
     fn lost_session(&mut self) {
         self.camera = None;
-        self.audio_track = None;
         self.video_track = None;
         *self
             .audio_track_slot
@@ -609,7 +612,7 @@ impl Media {
                 if let Some(audio) = &self.audio {
                     audio.set_muted(muted);
                 }
-                if let Some(track) = &self.audio_track {
+                if let Some(track) = self.audio_track() {
                     track.set_muted(muted).await;
                 }
                 self.publish();
@@ -865,12 +868,9 @@ impl Media {
                 }
             }
             CallEvent::KeyframeRequested { track_sid, rid } => {
-                // The camera is the only video published. (A rejoin gives tracks new sids,
-                // so the audio track is told apart by kind, not by the sid at publish.)
-                let audio = self
-                    .audio_track
-                    .as_ref()
-                    .is_some_and(|t| t.sid() == track_sid);
+                // Audio has no keyframes: a request not for the microphone's track is for
+                // the camera, the only video published.
+                let audio = self.audio_track().is_some_and(|t| t.sid() == track_sid);
                 if let (false, Some(camera)) = (audio, &self.camera) {
                     camera.request_keyframe(rid.as_deref());
                 }
@@ -975,8 +975,7 @@ impl Media {
         let mut rows = Vec::new();
         for track in stats.tracks {
             let audio_out = self
-                .audio_track
-                .as_ref()
+                .audio_track()
                 .is_some_and(|t| t.sid() == track.track_sid);
             let remote = self.view.participants.iter().find_map(|p| {
                 if p.audio

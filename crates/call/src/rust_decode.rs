@@ -165,15 +165,15 @@ pub fn fit_within(w: u32, h: u32, tile: (u32, u32)) -> (u32, u32) {
 
 /// Message 2: `[2, 0, flags, n, width u32 LE, height u32 LE, 0 u32, sid (n bytes), RGBA]`.
 pub fn decoded_message(track_sid: &str, keyframe: bool, w: u32, h: u32, rgba: &[u8]) -> Vec<u8> {
-    let sid = &track_sid.as_bytes()[..track_sid.len().min(255)];
-    let mut out = Vec::with_capacity(16 + sid.len() + rgba.len());
-    out.extend_from_slice(&[DECODED_FRAME, 0, u8::from(keyframe), sid.len() as u8]);
-    out.extend_from_slice(&w.to_le_bytes());
-    out.extend_from_slice(&h.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(sid);
-    out.extend_from_slice(rgba);
-    out
+    let mut fields = [0; 12];
+    fields[..4].copy_from_slice(&w.to_le_bytes());
+    fields[4..8].copy_from_slice(&h.to_le_bytes());
+    frames::message(
+        [DECODED_FRAME, 0, u8::from(keyframe)],
+        fields,
+        track_sid,
+        rgba,
+    )
 }
 
 #[cfg(test)]

@@ -7,59 +7,29 @@ use std::time::{Duration, Instant};
 
 use confab_call::{
     frames, AudioSettings, CallDevices, CallMedia, CallMediaOptions, MediaAccess, MediaSink,
-    MediaState, MediaView,
+    MediaState, MediaView, VideoTrackView,
 };
 use confab_client::media::{frame_size, SfuCredentials};
-use confab_sfu::token::{AccessToken, ApiSecret, VideoGrant};
-use confab_sfu::{Sfu, SfuConfig};
+use confab_sfu::loopback::LoopbackSfu;
+use confab_sfu::{ApiSecret, SfuConfig};
 
 const KEY: &str = "call-media-test";
 const SECRET: &str = "call-media-test-secret-of-32-bytes!!";
 
-struct Sfu_ {
-    _sfu: Sfu,
-    url: String,
-    _server: tokio::task::JoinHandle<()>,
+async fn start_sfu() -> LoopbackSfu {
+    let config = SfuConfig::loopback(KEY, ApiSecret::new(SECRET));
+    LoopbackSfu::start(config, 0).await.expect("the SFU starts")
 }
 
-async fn start_sfu() -> Sfu_ {
-    let sfu = Sfu::start(SfuConfig::loopback(KEY, ApiSecret::new(SECRET)))
-        .await
-        .expect("the SFU starts");
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().nest("/sfu", sfu.router());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Sfu_ {
-        _sfu: sfu,
-        url: format!("http://{addr}/sfu"),
-        _server: server,
-    }
-}
-
-fn credentials(sfu: &Sfu_, identity: &str) -> SfuCredentials {
-    let token = confab_sfu::token::mint(
-        KEY,
-        &ApiSecret::new(SECRET),
-        &AccessToken {
-            identity: identity.into(),
-            name: format!("{identity} name"),
-            grant: VideoGrant {
-                room: "default:standup".into(),
-                room_join: true,
-                can_publish: Some(true),
-                ..VideoGrant::default()
-            },
-            ttl: Duration::from_secs(600),
-        },
-    );
+fn credentials(sfu: &LoopbackSfu, identity: &str) -> SfuCredentials {
     SfuCredentials {
         url: sfu.url.clone(),
-        token,
+        token: sfu.token(
+            "default:standup",
+            identity,
+            &format!("{identity} name"),
+            true,
+        ),
     }
 }
 
@@ -111,18 +81,16 @@ fn track_sid_of(message: &[u8]) -> String {
     String::from_utf8_lossy(&message[16..16 + n]).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_apps_see_each_other_s_camera_and_mute_state() {
-    let sfu = start_sfu().await;
+/// Alice and Bob in one call, as two apps; Alice's page attached. Resolves once Alice's view
+/// lists Bob with his camera and microphone, to both, her page, and Bob's camera track.
+async fn alice_sees_bob(sfu: &LoopbackSfu) -> (CallMedia, CallMedia, Arc<Page>, VideoTrackView) {
     let alice = CallMedia::start(
-        MediaAccess::Sfu(credentials(&sfu, "alice")),
+        MediaAccess::Sfu(credentials(sfu, "alice")),
         options("alice"),
     );
-    let bob = CallMedia::start(MediaAccess::Sfu(credentials(&sfu, "bob")), options("bob"));
+    let bob = CallMedia::start(MediaAccess::Sfu(credentials(sfu, "bob")), options("bob"));
     let alice_page = Arc::new(Page::default());
     alice.attach(alice_page.clone()).await;
-
-    // Alice's view lists Bob with a camera (H.264) and a microphone track.
     let bob_video = until(
         "bob's camera in alice's view",
         Duration::from_secs(10),
@@ -130,12 +98,18 @@ async fn two_apps_see_each_other_s_camera_and_mute_state() {
             let view = alice.view();
             let bob = view.participants.iter().find(|p| p.identity == "bob")?;
             assert_eq!(bob.name, "bob name");
-            let video = bob.video.clone()?;
             bob.audio.as_ref()?;
-            Some(video)
+            bob.video.clone()
         },
     )
     .await;
+    (alice, bob, alice_page, bob_video)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apps_see_each_other_s_camera_and_mute_state() {
+    let sfu = start_sfu().await;
+    let (alice, bob, alice_page, bob_video) = alice_sees_bob(&sfu).await;
     assert_eq!(alice.view().media, MediaState::Connected);
     assert_eq!(bob_video.codec.to_ascii_lowercase(), "video/h264");
 
@@ -347,22 +321,7 @@ async fn an_unreachable_sfu_shows_a_countdown_and_is_tried_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_camera_that_fails_is_off_for_everyone_and_rust_decoding_sends_pictures() {
     let sfu = start_sfu().await;
-    let alice = CallMedia::start(
-        MediaAccess::Sfu(credentials(&sfu, "alice")),
-        options("alice"),
-    );
-    let bob = CallMedia::start(MediaAccess::Sfu(credentials(&sfu, "bob")), options("bob"));
-    let alice_page = Arc::new(Page::default());
-    alice.attach(alice_page.clone()).await;
-    let bob_video = until("bob's camera", Duration::from_secs(10), || {
-        let view = alice.view();
-        view.participants
-            .iter()
-            .find(|p| p.identity == "bob")?
-            .video
-            .clone()
-    })
-    .await;
+    let (alice, bob, alice_page, bob_video) = alice_sees_bob(&sfu).await;
 
     // A webview without VideoDecoder: Alice's page gets Bob's pictures decoded in Rust, fitted
     // to the tile, carrying the pattern's time code.

@@ -28,7 +28,8 @@ use confab_client::media::{
     CallEvent, CallSession, CallSessionOptions, EncodedFrame, LocalTrack, MediaKind,
     SfuCredentials, TrackSpec, VideoCodec,
 };
-use confab_sfu::{AccessToken, ApiSecret, EngineStats, Sfu, SfuConfig, VideoGrant};
+use confab_sfu::loopback::LoopbackSfu;
+use confab_sfu::{ApiSecret, EngineStats, SfuConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -88,62 +89,26 @@ impl Plan {
 
 // --- the SFU and participants -----------------------------------------------------------
 
-struct TestSfu {
-    sfu: Sfu,
-    url: String,
-    server: JoinHandle<()>,
-}
+struct TestSfu(LoopbackSfu);
 
 impl TestSfu {
     async fn start() -> TestSfu {
-        let sfu = Sfu::start(SfuConfig::loopback(KEY, ApiSecret::new(SECRET)))
-            .await
-            .expect("the SFU starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().nest("/sfu", sfu.router());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        TestSfu {
-            sfu,
-            url: format!("http://{addr}/sfu"),
-            server,
-        }
+        let config = SfuConfig::loopback(KEY, ApiSecret::new(SECRET));
+        TestSfu(LoopbackSfu::start(config, 0).await.expect("the SFU starts"))
     }
 
     async fn join(&self, room: &str, identity: &str) -> CallSession {
-        let token = confab_sfu::token::mint(
-            KEY,
-            &ApiSecret::new(SECRET),
-            &AccessToken {
-                identity: identity.into(),
-                name: identity.into(),
-                grant: VideoGrant {
-                    room: room.into(),
-                    room_join: true,
-                    can_publish: Some(true),
-                    ..VideoGrant::default()
-                },
-                ttl: Duration::from_secs(600),
-            },
-        );
-        CallSession::connect(
-            SfuCredentials {
-                url: self.url.clone(),
-                token,
-            },
-            CallSessionOptions::default(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{identity} could not join: {e}"))
+        let credentials = SfuCredentials {
+            url: self.0.url.clone(),
+            token: self.0.token(room, identity, identity, true),
+        };
+        CallSession::connect(credentials, CallSessionOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{identity} could not join: {e}"))
     }
 
     async fn stop(self) {
-        self.sfu.shutdown();
-        self.server.abort();
+        self.0.stop().await;
     }
 }
 
@@ -378,7 +343,7 @@ async fn join_to_first_frame(plan: &Plan) -> JoinFigures {
     ];
     // The publisher is well under way before anyone joins.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = sfu.sfu.stats().await;
+    let before = sfu.0.sfu.stats().await;
     let mut figures = JoinFigures {
         connect_ms: Vec::new(),
         first_any_ms: Vec::new(),
@@ -420,7 +385,7 @@ async fn join_to_first_frame(plan: &Plan) -> JoinFigures {
         session.leave().await;
     }
     figures.keyframe_requests =
-        sfu.sfu.stats().await.keyframe_requests_sent - before.keyframe_requests_sent;
+        sfu.0.sfu.stats().await.keyframe_requests_sent - before.keyframe_requests_sent;
     let _ = stop.send(true);
     for s in senders {
         let _ = s.await;
@@ -467,7 +432,7 @@ async fn latency(plan: &Plan, loss: f32) -> LatencyFigures {
             break;
         }
     }
-    let before = sfu.sfu.stats().await;
+    let before = sfu.0.sfu.stats().await;
     let incoming = |stats: confab_client::media::CallStats| {
         stats
             .tracks
@@ -518,7 +483,7 @@ async fn latency(plan: &Plan, loss: f32) -> LatencyFigures {
             None => figures.damaged += 1,
         }
     }
-    let after = sfu.sfu.stats().await;
+    let after = sfu.0.sfu.stats().await;
     let wall = started.elapsed();
     // str0m's figures behind these are refreshed once a second: good to a few percent here.
     let (bytes_after, nacks_after) = incoming(viewer.stats().await);
@@ -634,10 +599,10 @@ async fn cpu_per_stream(
     }
     tokio::time::sleep(plan.warmup).await;
     let delivered_before: u64 = members.iter().map(Member::total).sum();
-    let before = sfu.sfu.stats().await;
+    let before = sfu.0.sfu.stats().await;
     let started = Instant::now();
     tokio::time::sleep(plan.cpu_window).await;
-    let after = sfu.sfu.stats().await;
+    let after = sfu.0.sfu.stats().await;
     let wall = started.elapsed().as_secs_f64();
     let delivered_after: u64 = members.iter().map(Member::total).sum();
     let figures = CpuFigures {

@@ -9,6 +9,7 @@
 //! `engine` (one task owning the UDP socket, every peer connection and every room).
 
 mod engine;
+pub mod loopback;
 mod sdp;
 pub mod signal;
 pub mod token;

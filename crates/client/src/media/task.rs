@@ -296,20 +296,8 @@ impl SessionTask {
         api.add_channel("_reliable".to_owned());
         let mut recv_mids = Vec::new();
         for _ in 0..self.options.initial_receive_sections {
-            recv_mids.push(api.add_media(
-                str0m::media::MediaKind::Audio,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            ));
-            recv_mids.push(api.add_media(
-                str0m::media::MediaKind::Video,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            ));
+            recv_mids.push(receive_section(&mut api, str0m::media::MediaKind::Audio));
+            recv_mids.push(receive_section(&mut api, str0m::media::MediaKind::Video));
         }
         let (offer, pending) = api
             .apply()
@@ -822,22 +810,12 @@ impl SessionTask {
         }
         let mut api = conn.rtc.sdp_api();
         for _ in 0..conn.extra_audio.min(16) {
-            conn.recv_mids.push(api.add_media(
-                str0m::media::MediaKind::Audio,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            ));
+            conn.recv_mids
+                .push(receive_section(&mut api, str0m::media::MediaKind::Audio));
         }
         for _ in 0..conn.extra_video.min(16) {
-            conn.recv_mids.push(api.add_media(
-                str0m::media::MediaKind::Video,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            ));
+            conn.recv_mids
+                .push(receive_section(&mut api, str0m::media::MediaKind::Video));
         }
         conn.extra_audio = 0;
         conn.extra_video = 0;
@@ -875,16 +853,11 @@ impl SessionTask {
             conn.ice_restart = false;
         }
         if conn.wants_offer && !api.has_changes() {
-            // The SFU asks for an offer to announce sections it filled again (after people
-            // left). With nothing else changed str0m makes no offer, so one more receiving
-            // section, a spare slot, makes one.
-            conn.recv_mids.push(api.add_media(
-                str0m::media::MediaKind::Video,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            ));
+            // The SFU wants an offer only to announce sections it filled again (after people
+            // left), and str0m makes none without a change: a spare receiving section is the
+            // change, and a slot for later.
+            conn.recv_mids
+                .push(receive_section(&mut api, str0m::media::MediaKind::Video));
         }
         conn.wants_offer = false;
         let Some((offer, pending)) = api.apply() else {
@@ -1167,4 +1140,9 @@ impl SessionTask {
             self.stats.frames_not_ready += 1;
         }
     }
+}
+
+/// A section that only receives: a slot the SFU fills with someone's track.
+fn receive_section(api: &mut str0m::change::SdpApi<'_>, kind: str0m::media::MediaKind) -> Mid {
+    api.add_media(kind, Direction::RecvOnly, None, None, None)
 }

@@ -10,16 +10,12 @@ use confab_client::media::{
     CallEvent, CallSession, CallSessionOptions, EncodedFrame, LocalTrack, MediaKind,
     SfuCredentials, TrackSpec, VideoCodec,
 };
-use confab_sfu::{AccessToken, ApiSecret, Sfu, SfuConfig, SfuLimits, VideoGrant};
+use confab_sfu::{AccessToken, ApiSecret, SfuConfig, SfuLimits};
 
 pub const KEY: &str = "test-key";
 pub const SECRET: &str = "a-test-secret-of-enough-length";
 
-pub struct TestSfu {
-    pub sfu: Sfu,
-    pub url: String,
-    pub server: tokio::task::JoinHandle<()>,
-}
+pub type TestSfu = confab_sfu::loopback::LoopbackSfu;
 
 pub async fn start_sfu_at(port: u16) -> TestSfu {
     start_sfu_with(port, SfuLimits::default()).await
@@ -32,20 +28,7 @@ pub async fn start_sfu_with(port: u16, limits: SfuLimits) -> TestSfu {
 }
 
 pub async fn start_sfu_config(port: u16, config: SfuConfig) -> TestSfu {
-    let sfu = Sfu::start(config).await.expect("the SFU starts");
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("a loopback port");
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().nest("/sfu", sfu.router());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    TestSfu {
-        sfu,
-        url: format!("http://{addr}/sfu"),
-        server,
-    }
+    TestSfu::start(config, port).await.expect("the SFU starts")
 }
 
 pub async fn start_sfu() -> TestSfu {
@@ -53,21 +36,10 @@ pub async fn start_sfu() -> TestSfu {
 }
 
 pub fn token(room: &str, identity: &str, can_publish: bool) -> String {
-    confab_sfu::token::mint(
-        KEY,
-        &ApiSecret::new(SECRET),
-        &AccessToken {
-            identity: identity.into(),
-            name: identity.to_uppercase(),
-            grant: VideoGrant {
-                room: room.into(),
-                room_join: true,
-                can_publish: Some(can_publish),
-                ..VideoGrant::default()
-            },
-            ttl: Duration::from_secs(600),
-        },
-    )
+    let name = identity.to_uppercase();
+    let claims =
+        AccessToken::room_join(room, identity, &name, can_publish, Duration::from_secs(600));
+    confab_sfu::token::mint(KEY, &ApiSecret::new(SECRET), &claims)
 }
 
 pub async fn join(sfu: &TestSfu, room: &str, identity: &str) -> CallSession {
@@ -125,15 +97,6 @@ pub struct Received {
     /// Per (identity, kind): the sequence numbers in arrival order.
     pub seqs: HashMap<(String, MediaKind), Vec<u64>>,
     pub damaged: u64,
-}
-
-impl TestSfu {
-    /// Stops the SFU as a restart would: sessions are told to reconnect, the port closes.
-    pub async fn stop(self) {
-        self.sfu.shutdown();
-        self.server.abort();
-        let _ = self.server.await;
-    }
 }
 
 impl Received {
