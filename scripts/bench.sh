@@ -10,7 +10,9 @@
 #   scripts/bench.sh sfu          the SFU: join to first frame, latency, CPU per forwarded stream
 #   scripts/bench.sh audio        call audio's capture-to-playout delay (no device buffers)
 #                                 through the capture pipeline, the SFU and the jitter buffer
-#   scripts/bench.sh livestream   a viewer's time to first frame and glass-to-glass latency
+#   scripts/bench.sh livestream   viewers over WebRTC and over HLS side by side (two release
+#                                 app windows): time to first frame, glass to glass; then the
+#                                 SFU's CPU with one host and 50 WebRTC viewers (Rust, in-process)
 #   scripts/bench.sh call         a meeting of two apps (then four with confab-call-probe):
 #                                 glass-to-glass latency, join to first frame, CPU, memory
 #   scripts/bench.sh installed    the packaged binary's start-up time and memory beside the
@@ -65,6 +67,7 @@ fi
 if [ "$which" = all ] || [ "$which" = livestream ]; then
   CONFAB_APP="$PWD/target/release/confab" xvfb-run -a -s "-screen 0 1280x800x24" \
     dbus-run-session -- keyctl session - bash scripts/test-session.sh node tests/e2e/bench-livestream.mjs
+  cargo bench --locked -p confab-call-probe --bench livestream
 fi
 if [ "$which" = all ] || [ "$which" = call ]; then
   cargo build --release --locked -p confab-call-probe

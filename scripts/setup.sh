@@ -20,8 +20,8 @@ packages=(
   # cancellation, noise suppression, gain control) for calls
   libwebkit2gtk-4.1-dev libssl-dev pkg-config libasound2-dev libclang-dev libdbus-1-dev nasm
   libwebrtc-audio-processing-dev
-  # run: media playback in the webview
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
+  # run: media playback in the webview (plugins-bad: Opus in fMP4 HLS, through MSE)
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 )
 if $with_test_tools; then
   packages+=(

@@ -18,7 +18,7 @@ pub struct AudioProcessingChoice {
 }
 
 impl AudioProcessingChoice {
-    fn settings(&self) -> confab_call::AudioSettings {
+    pub(crate) fn settings(&self) -> confab_call::AudioSettings {
         if self.off.load(std::sync::atomic::Ordering::Relaxed) {
             confab_call::AudioSettings::off()
         } else {

@@ -30,6 +30,8 @@ macro_rules! app_commands {
             calls::set_live,
             calls::viewer_token,
             calls::watch_livestream,
+            calls::start_watching,
+            calls::stop_watching,
             call_media::call_media_attach,
             call_media::set_microphone_muted,
             call_media::set_camera_enabled,

@@ -229,16 +229,3 @@ pub async fn play_test_tone(devices: State<'_, Devices>) -> Result<u64, CommandE
     .map_err(|e| CommandError::Bridge(e.to_string()))?
     .map_err(|e| CommandError::Device(e.to_string()))
 }
-
-/// The camera a livestream broadcast takes: the one selected in the lobby.
-pub struct CameraForBroadcast(pub AppHandle);
-
-impl confab_session::BroadcastCameraSource for CameraForBroadcast {
-    fn selected_camera(&self) -> Result<String, String> {
-        selected_camera(&self.0.state::<Devices>()).map_err(|e| e.to_string())
-    }
-
-    fn release_preview(&self) {
-        release_preview_camera(&self.0.state::<Devices>());
-    }
-}

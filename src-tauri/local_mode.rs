@@ -22,10 +22,18 @@ pub enum LocalModeError {
 /// Starts the coordinator on a free loopback port with its data in the app's data folder.
 pub fn start(app: &AppHandle) -> Result<LocalMode, LocalModeError> {
     let data_dir = app.path().app_data_dir()?.join("coordinator");
-    let config = CoordinatorConfig {
+    let mut config = CoordinatorConfig {
         data_dir: Some(data_dir),
         ..CoordinatorConfig::default()
     };
+    // How many of a livestream's viewers watch over WebRTC before the next go to HLS (tests
+    // and demos set a small cap).
+    if let Some(cap) = std::env::var("CONFAB_LIVESTREAM_WEBRTC_VIEWERS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        config.limits.livestream_webrtc_viewers = cap;
+    }
     let coordinator = tauri::async_runtime::block_on(confab_coordinator::start(config))?;
     tracing::info!(target: "confab::shell", base_url = coordinator.base_url(), "local mode ready");
     Ok(LocalMode {

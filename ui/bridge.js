@@ -74,6 +74,10 @@ export const setLive = (live) => invoke('set_live', { live });
 export const viewerToken = () => invoke('viewer_token');
 export const watchLivestream = (backend, callId, callToken) =>
   invoke('watch_livestream', { backend, callId, callToken });
+/** Plays a live livestream over WebRTC when it can: `{delivery: 'webrtc'|'hls', reason}`. */
+export const startWatching = (backend, callId, callToken) =>
+  invoke('start_watching', { backend, callId, callToken });
+export const stopWatching = () => invoke('stop_watching');
 
 // Hosting for your network: resolves to { address, invite_link, qr_code }.
 export const startHosting = (callType, callId) => invoke('start_hosting', { callType, callId });

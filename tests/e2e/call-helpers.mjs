@@ -178,13 +178,16 @@ export const isBar = (rgb, i, tolerance = 48) => rgb.every((c, k) => Math.abs(c 
  */
 export const SAMPLE_TILE = `
   const identity = args[0];
-  const tile = document.querySelector('#call-grid .tile[data-identity="' + CSS.escape(identity) + '"]');
+  // The call screen's grid, or the watch screen's stage (one tile: the host's).
+  const grid = args[1] ?? '#call-grid';
+  const hook = grid === '#watch-stage' ? window.__confabWatch : window.__confabCall;
+  const tile = document.querySelector(grid + ' .tile[data-identity="' + CSS.escape(identity) + '"]');
   const canvas = tile?.querySelector('canvas.tile-video');
   if (!canvas || canvas.width < 44 || canvas.height < 24) return null;
   const W = canvas.width, H = canvas.height;
   const now = Date.now();
-  const drawnAt = window.__confabCall?.lastDrawnAt(identity) ?? null;
-  const framesDrawn = window.__confabCall?.framesDrawn(identity) ?? 0;
+  const drawnAt = hook?.lastDrawnAt(identity) ?? null;
+  const framesDrawn = hook?.framesDrawn(identity) ?? 0;
   const data = canvas.getContext('2d').getImageData(0, 0, W, H).data;
   const at = (x, y) => { const i = (Math.floor(y) * W + Math.floor(x)) * 4; return [data[i], data[i + 1], data[i + 2]]; };
   const lit = (x, y) => { const [r, g, b] = at(x, y); return r + g + b > 45; };
@@ -206,8 +209,8 @@ export const SAMPLE_TILE = `
   }
   return { blank: false, bars, code, now, drawnAt, framesDrawn, picture: { left, top, width: w, height: h }, width: W, height: H };`;
 
-/** Samples `identity`'s tile in `app` (see SAMPLE_TILE). */
-export const sampleTile = (app, identity) => app.evalAsync(SAMPLE_TILE, identity);
+/** Samples `identity`'s tile in `app`'s `grid` (see SAMPLE_TILE). */
+export const sampleTile = (app, identity, grid = '#call-grid') => app.evalAsync(SAMPLE_TILE, identity, grid);
 
 /**
  * Whether a sample shows the fake camera's pattern: all 7 bars in their colours and a time

@@ -273,10 +273,15 @@ async function chromiumParticipant(t) {
         const codec = await app.evalAsync(`return window.__confabCall.view()?.participants?.find((p) => p.identity === 'carol')?.video?.codec ?? null;`);
         assert.notEqual(last?.video, 'undecodable', `${name} cannot show carol's ${codec} video: the tile says "${await app.text('#call-grid .tile[data-identity="carol"] .tile-placeholder').catch(() => '?')}"`);
         assert.ok(last?.framesDrawn >= 10, `${name} drew ${last?.framesDrawn} frames of carol's ${codec} video in 20 s: ${JSON.stringify(last)}`);
+        // Still drawing: more frames within 3 s (a layer switch waits for Chromium's next
+        // keyframe, which can hold the picture for a second on a busy machine).
         const drawn = last.framesDrawn;
-        await sleep(1000);
-        const later = await tileOf(app, 'carol');
-        assert.ok(later.framesDrawn > drawn, `${name} stopped drawing carol's video (${drawn} then ${later.framesDrawn} frames)`);
+        let later = last;
+        await waitFor(`${name} to keep drawing carol's video`, async () => {
+          later = await tileOf(app, 'carol');
+          return later.framesDrawn > drawn;
+        }, { timeoutMs: 3000, intervalMs: 200 }).catch(() => {});
+        assert.ok(later.framesDrawn > drawn, `${name} stopped drawing carol's video (${drawn} then ${later.framesDrawn} frames in 3 s)`);
         const sample = await sampleTile(app, 'carol');
         assert.ok(sample && !sample.blank, `${name}'s canvas for carol is blank: ${JSON.stringify(sample)}`);
         console.log(`${name} draws carol's ${codec} video: ${later.framesDrawn} frames, picture ${sample.picture.width}x${sample.picture.height}`);

@@ -1,6 +1,10 @@
-// Livestream media (#8): one app instance hosts in local mode and goes live with the fake
-// camera; a second instance, anonymous, plays the broadcast with hls.js. The video advances
-// and a frame read back from the page shows the pattern's colours.
+// Livestream media: one app instance hosts in local mode and goes live with the fake camera; a
+// second instance, anonymous and without a call token, plays the HLS playlist the coordinator
+// packages from the host's SFU packets, with hls.js. The video advances and a frame read back
+// from the page shows the pattern's colours. Then the synthetic broadcaster hosts through a
+// standalone coordinator's SFU, a viewer with a call token watches over WebRTC, and the
+// broadcaster is killed: reconnecting, then the end. (livestream-webrtc.test.mjs has the
+// WebRTC viewer's sound and the cap.)
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -41,36 +45,45 @@ test('a host goes live with the fake camera and a second, anonymous instance pla
   }, { shot: 'livestream-host' });
 });
 
-test('`confab-broadcast` feeds a viewer; when its playlist stops growing the viewer shows reconnecting, then the end', async (t) => {
+test('`confab-broadcast` hosts through the SFU; a viewer with a call token watches over WebRTC; when the host is killed the viewer shows reconnecting, then the end', async (t) => {
   const { spawn } = await import('node:child_process');
   const readline = await import('node:readline');
   const path = await import('node:path');
   const { StandaloneCoordinator } = await import('./standalone-coordinator.mjs');
+  const { patternProblem, sampleTile } = await import('./call-helpers.mjs');
   const coordinator = await StandaloneCoordinator.start();
-  // The synthetic broadcaster is confab-media's binary, built next to the coordinator's.
+  // The synthetic broadcaster is a binary of confab-call-probe, built next to the coordinator.
   const bin = process.env.CONFAB_BROADCAST
     ?? path.join(path.dirname(process.env.CONFAB_COORDINATOR ?? 'target/debug/confab-coordinator'), 'confab-broadcast');
   const broadcaster = spawn(bin, ['--call', 'livestream:demo', '--base-url', coordinator.baseURL,
     '--data-dir', coordinator.dataDir, '--size', '640x360', '--seconds', '120'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
-    // The command prints its status as JSON lines; wait for the first uploaded segment.
+    // The command prints its status as JSON lines; wait until it is live with HLS.
     for await (const line of readline.createInterface({ input: broadcaster.stdout })) {
       if (JSON.parse(line).state === 'live') break;
     }
+    const token = await coordinator.callToken('viewer', ['livestream:demo']);
     await withApp(t, async (viewer) => {
-      await watchAnonymously(viewer, { baseURL: coordinator.baseURL, apiKey: coordinator.apiKey }, 'demo');
+      await viewer.click('#backend-stream');
+      await viewer.fill('#stream-api-key', coordinator.apiKey);
+      await viewer.fill('#stream-base-url', coordinator.baseURL);
+      await viewer.fill('#watch-call', 'demo');
+      await viewer.fill('#watch-token', token);
+      await viewer.click('#watch-form button[type="submit"]');
       await waitFor('live', async () => (await viewer.text('#watch-live')) === 'Live', { timeoutMs: 10000 });
-      await waitFor('the video to play', async () => Number(await viewer.evalAsync(`return document.getElementById('player').currentTime;`)) > 0.5, { timeoutMs: 20000 });
-      const frame = await viewer.evalAsync(SAMPLE_FRAME);
-      assert.deepEqual([frame.width, frame.height], [640, 360]);
+      await waitFor('WebRTC delivery', async () => (await viewer.attribute('#watch-delivery', 'data-delivery')) === 'webrtc', { timeoutMs: 15000 });
+      let problem = 'not sampled';
+      await waitFor('the broadcaster\'s pattern', async () => {
+        problem = patternProblem(await sampleTile(viewer, 'broadcaster', '#watch-stage'), 2000);
+        return problem === null;
+      }, { timeoutMs: 20000, intervalMs: 200 }).catch(() => { throw new Error(`the pattern never showed: ${problem}`); });
 
-      // The broadcaster dies without ending the broadcast: no new segments.
+      // The host's process dies without ending anything: the viewer says it is reconnecting,
+      // and once the host has been gone for the coordinator's grace period, that it ended.
       broadcaster.kill('SIGKILL');
       await waitFor('reconnecting', async () => (await viewer.text('#player-state')) === 'Reconnecting…', { timeoutMs: 15000 });
       await viewer.screenshot('viewer-reconnecting');
-      // The host (here, the test) ends it: the viewer hears it on its next check.
-      await coordinator.rest('POST', '/call/livestream/demo/stop_broadcasting', await coordinator.token('broadcaster'), {});
-      await waitFor('the end', async () => (await viewer.text('#player-state')) === 'The stream has ended.', { timeoutMs: 10000 });
+      await waitFor('the end', async () => (await viewer.text('#player-state')) === 'The stream has ended.', { timeoutMs: 30000 });
     });
   } finally {
     broadcaster.kill('SIGKILL');

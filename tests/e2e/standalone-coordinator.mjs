@@ -34,7 +34,9 @@ export class StandaloneCoordinator {
 
   /** Starts (or starts again) on the same port with the same data, so the same API key. */
   async serve() {
-    const args = ['serve', '--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--api-key', this.apiKey, '--dev-token-endpoint', '--fault-injection'];
+    const args = ['serve', '--addr', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--api-key', this.apiKey, '--dev-token-endpoint', '--fault-injection',
+      // Media stays on loopback: the embedded SFU offers no other address.
+      '--sfu-bind', '127.0.0.1'];
     this.child = spawn(bin, args, {
       stdio: ['ignore', 'pipe', 'ignore'],
       // The secret goes in the environment: arguments show in the process list.

@@ -62,11 +62,9 @@ export function showBroadcast(status) {
   const out = $('broadcast-status');
   out.dataset.state = status.state;
   out.textContent = {
-    starting: 'Starting the broadcast…',
-    live: `Broadcasting: ${status.segments} segment${status.segments === 1 ? '' : 's'} sent`,
-    retrying: `Upload failed (attempt ${status.attempt}): ${status.error}. Retrying…`,
+    live: 'Broadcasting: viewers watch over WebRTC, and over HLS beyond its seats',
     stopped: 'The broadcast has ended.',
-    failed: `The broadcast stopped: ${status.error}`,
+    failed: `Live over WebRTC, but HLS could not start: ${status.error}`,
   }[status.state] ?? status.state;
 }
 

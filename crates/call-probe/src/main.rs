@@ -16,7 +16,6 @@
 //! `CONFAB_PROBE_TOKEN` instead of `--token`, which keeps it out of the process list; it is
 //! never printed.
 
-mod publish;
 mod report;
 
 use std::process::ExitCode;
@@ -27,7 +26,8 @@ use confab_client::media::{CallEvent, CallSession, CallSessionOptions, SfuCreden
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
-use publish::{AudioSignal, Publishing, VideoSettings};
+use confab_call_probe::publish::{AudioSignal, Publishing, VideoSettings};
+use confab_call_probe::ProbeError;
 use report::{emit, kind_name, Received};
 
 #[derive(Parser)]
@@ -74,6 +74,9 @@ enum Audio {
     Silence,
 }
 
+/// The probe's microphone pitch.
+const PROBE_TONE_HZ: u32 = 440;
+
 fn parse_size(text: &str) -> Result<(u32, u32), String> {
     let (w, h) = text
         .split_once(['x', 'X'])
@@ -90,19 +93,6 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
         return Err("each side must be between 16 and 3840x2160".into());
     }
     Ok((w, h))
-}
-
-/// Why the probe failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error("could not join the call: {0}")]
-    Join(String),
-    #[error("could not publish {0}")]
-    Publish(String),
-    #[error("{0}")]
-    Setup(String),
-    #[error("the call ended before the probe was done: {0}")]
-    Ended(String),
 }
 
 fn main() -> ExitCode {
@@ -193,7 +183,7 @@ async fn run(cli: Cli) -> Result<(), ProbeError> {
             keyframe_interval: ((cli.fps as f64 * cli.keyframe_seconds).round() as u32).max(1),
         };
         let audio = match cli.audio {
-            Audio::Tone => AudioSignal::Tone,
+            Audio::Tone => AudioSignal::Tone(PROBE_TONE_HZ),
             Audio::Silence => AudioSignal::Silence,
         };
         // Events wait in the session's buffer meanwhile (frames beyond it would be dropped,

@@ -1,5 +1,5 @@
 //! What the probe publishes: the fake camera's test pattern (colour bars, a moving square and
-//! the frame number) encoded as H.264 with OpenH264, and a 440 Hz tone encoded as Opus (or
+//! the frame number) encoded as H.264 with OpenH264, and a tone encoded as Opus (or
 //! Opus silence), each paced by its own thread at capture speed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +25,8 @@ const OPUS_SAMPLES: usize = OPUS_RATE / 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioSignal {
-    Tone,
+    /// A sine at this pitch (Hz).
+    Tone(u32),
     Silence,
 }
 
@@ -78,7 +79,7 @@ impl Publishing {
         )
         .map_err(|e| ProbeError::Setup(e.to_string()))?;
         let opus = match audio {
-            AudioSignal::Tone => Some(ToneEncoder::new()?),
+            AudioSignal::Tone(hz) => Some(ToneEncoder::new(hz)?),
             AudioSignal::Silence => None,
         };
         let (width, height) = encoder.size();
@@ -192,7 +193,7 @@ fn video_loop(
                 }
             }
             Ok(None) => {}
-            Err(e) => eprintln!("confab-call-probe: a video frame failed to encode: {e}"),
+            Err(e) => eprintln!("a video frame failed to encode: {e}"),
         }
     }
 }
@@ -212,7 +213,7 @@ fn audio_loop(
         let (data, level): (Arc<[u8]>, i8) = match tone.as_mut().map(ToneEncoder::next_packet) {
             Some(Ok(packet)) => (packet.into(), -20),
             Some(Err(e)) => {
-                eprintln!("confab-call-probe: the tone failed to encode ({e}); sending silence");
+                eprintln!("the tone failed to encode ({e}); sending silence");
                 tone = None;
                 (OPUS_SILENCE.as_slice().into(), -127)
             }
@@ -231,7 +232,7 @@ fn audio_loop(
     }
 }
 
-/// A 440 Hz tone at 48 kHz, mono, 20 ms Opus packets from the pure-Rust encoder.
+/// A tone at 48 kHz, mono, 20 ms Opus packets from the pure-Rust encoder.
 pub struct ToneEncoder {
     encoder: opus_rs::OpusEncoder,
     tone: Tone,
@@ -240,14 +241,14 @@ pub struct ToneEncoder {
 }
 
 impl ToneEncoder {
-    pub fn new() -> Result<Self, ProbeError> {
+    pub fn new(hz: u32) -> Result<Self, ProbeError> {
         let mut encoder =
             opus_rs::OpusEncoder::new(OPUS_RATE as i32, 1, opus_rs::Application::Audio)
                 .map_err(|e| ProbeError::Setup(format!("the Opus encoder: {e}")))?;
         encoder.bitrate_bps = 32_000;
         Ok(Self {
             encoder,
-            tone: Tone::new(440.0, OPUS_RATE as u32, 0.3),
+            tone: Tone::new(hz as f32, OPUS_RATE as u32, 0.3),
             pcm: vec![0.0; OPUS_SAMPLES],
             out: vec![0; 1500],
         })
@@ -277,7 +278,7 @@ mod tests {
     /// level it was made at: zero crossings over one second, and RMS.
     #[test]
     fn the_tone_encodes_to_opus_that_decodes_to_440_hz() {
-        let mut tone = ToneEncoder::new().unwrap();
+        let mut tone = ToneEncoder::new(440).unwrap();
         let mut decoder = opus_rs::OpusDecoder::new(OPUS_RATE as i32, 1).unwrap();
         let mut decoded = Vec::new();
         let mut pcm = vec![0.0f32; OPUS_SAMPLES];

@@ -89,6 +89,9 @@ pub struct CallMediaOptions {
     pub microphone_muted: bool,
     pub camera_enabled: bool,
     pub audio: AudioSettings,
+    /// Whether to send the camera and microphone. A livestream's viewers only receive: no
+    /// device of theirs opens but the speaker.
+    pub publish: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +282,8 @@ struct Media {
     video_sizes: HashMap<String, (u32, u32)>,
     incoming: HashMap<String, IncomingVideo>,
     bandwidth_bps: Option<u64>,
+    /// The (minimum, desired) send rates last handed to the estimator.
+    probe_rates: Option<(u64, u64)>,
 }
 
 async fn run(
@@ -303,6 +308,7 @@ async fn run(
         video_sizes: HashMap::new(),
         incoming: HashMap::new(),
         bandwidth_bps: None,
+        probe_rates: None,
     };
     let credentials = match access {
         MediaAccess::Sfu(credentials) => credentials,
@@ -458,7 +464,10 @@ impl Media {
         let faults = Box::new(move |fault: AudioFault| {
             let _ = internal.send(Internal::Audio(fault));
         });
-        let devices = self.options.devices.clone();
+        let mut devices = self.options.devices.clone();
+        if !self.options.publish {
+            devices.microphone.clear();
+        }
         let settings = self.options.audio;
         let started = self.internal.clone();
         // Opening devices waits for them (seconds for an idle PulseAudio sink): meanwhile the
@@ -478,6 +487,9 @@ impl Media {
     /// Publishes the microphone and the camera (after each join: a rejoin republishes them
     /// itself, so this runs once per session object).
     async fn publish_tracks(&mut self, session: &CallSession) {
+        if !self.options.publish {
+            return;
+        }
         if self.audio_track().is_none() {
             let mut spec = TrackSpec::microphone();
             spec.muted = self.view.local.microphone_muted;
@@ -880,6 +892,13 @@ impl Media {
                 self.bandwidth_bps = Some(bps);
                 if let Some(camera) = &self.camera {
                     camera.set_budget(bps);
+                    // While a layer is paused, keep probing for it, or the estimate (of an
+                    // app-limited sender) never grows back.
+                    let rates = video::probe_rates(bps, &video::layers());
+                    if self.probe_rates != Some(rates) {
+                        self.probe_rates = Some(rates);
+                        session.set_send_bitrate(rates.0, rates.1).await;
+                    }
                 }
             }
             CallEvent::Reconnecting { attempt, retry_in } => {

@@ -61,6 +61,7 @@ fn options(identity: &str) -> CallMediaOptions {
         name: identity.to_owned(),
         microphone_muted: false,
         camera_enabled: true,
+        publish: true,
         audio: AudioSettings::default(),
     }
 }

@@ -1,4 +1,5 @@
-//! A call's coordinator half: get, get-or-create, join, leave, go live, stop live.
+//! A call's coordinator half: get, get-or-create, join, leave, go live, stop live, and a
+//! livestream's HLS broadcast.
 
 use serde_json::{json, Value};
 
@@ -138,5 +139,35 @@ impl Call {
                 )
                 .await?,
         )
+    }
+
+    /// Starts the livestream's HLS broadcast (Stream's `startHLS`); returns the playlist URL.
+    pub async fn start_hls(&self) -> Result<String, ApiError> {
+        let answer = self
+            .client
+            .request(
+                reqwest::Method::POST,
+                &self.path("/start_broadcasting"),
+                &[],
+                Some(&json!({})),
+            )
+            .await?;
+        Ok(answer["playlist_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Stops the livestream's HLS broadcast (Stream's `stopHLS`).
+    pub async fn stop_hls(&self) -> Result<(), ApiError> {
+        self.client
+            .request(
+                reqwest::Method::POST,
+                &self.path("/stop_broadcasting"),
+                &[],
+                Some(&json!({})),
+            )
+            .await?;
+        Ok(())
     }
 }

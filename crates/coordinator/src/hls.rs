@@ -44,11 +44,14 @@ pub enum HlsError {
     NoRoom { size: usize },
 }
 
-/// A file of a broadcast: `playlist.m3u8` or `seg-<n>.ts`; other names are refused.
+/// A file of a broadcast: `playlist.m3u8`, an uploaded `seg-<n>.ts`, or what the SFU's
+/// packager makes: `init-<n>.mp4` and `seg-<n>.m4s`. Other names are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HlsFile {
     Playlist,
     Segment(u64),
+    Init(u32),
+    Fragment(u64),
 }
 
 impl HlsFile {
@@ -56,16 +59,46 @@ impl HlsFile {
         if name == HLS_PLAYLIST {
             return Some(HlsFile::Playlist);
         }
-        let n = name.strip_prefix("seg-")?.strip_suffix(".ts")?;
-        if n.is_empty() || n.len() > 12 || !n.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+        if let Some(n) = name
+            .strip_prefix("seg-")
+            .and_then(|n| n.strip_suffix(".ts"))
+        {
+            return number(n).map(HlsFile::Segment);
         }
-        n.parse().ok().map(HlsFile::Segment)
+        match confab_hls::CmafFile::parse(name)? {
+            confab_hls::CmafFile::Playlist => Some(HlsFile::Playlist),
+            confab_hls::CmafFile::Init(n) => Some(HlsFile::Init(n)),
+            confab_hls::CmafFile::Segment(n) => Some(HlsFile::Fragment(n)),
+        }
+    }
+
+    /// The segment number, for either kind of segment.
+    fn segment(self) -> Option<u64> {
+        match self {
+            HlsFile::Segment(n) | HlsFile::Fragment(n) => Some(n),
+            HlsFile::Playlist | HlsFile::Init(_) => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            HlsFile::Playlist => "application/vnd.apple.mpegurl",
+            HlsFile::Segment(_) => "video/mp2t",
+            HlsFile::Init(_) => "video/mp4",
+            HlsFile::Fragment(_) => "video/iso.segment",
+        }
     }
 }
 
-/// The segment numbers a playlist lists (lines that name `seg-<n>.ts`, with or without a
-/// path or query).
+fn number(digits: &str) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The segment numbers a playlist lists (lines that name `seg-<n>.ts` or `seg-<n>.m4s`, with
+/// or without a path or query).
 fn listed_segments(playlist: &[u8]) -> BTreeSet<u64> {
     String::from_utf8_lossy(playlist)
         .lines()
@@ -74,10 +107,7 @@ fn listed_segments(playlist: &[u8]) -> BTreeSet<u64> {
         .filter_map(|l| {
             let name = l.split('?').next().unwrap_or(l);
             let name = name.rsplit('/').next().unwrap_or(name);
-            match HlsFile::parse(name) {
-                Some(HlsFile::Segment(n)) => Some(n),
-                _ => None,
-            }
+            HlsFile::parse(name).and_then(HlsFile::segment)
         })
         .collect()
 }
@@ -85,6 +115,10 @@ fn listed_segments(playlist: &[u8]) -> BTreeSet<u64> {
 #[derive(Default)]
 struct Broadcast {
     playlist: Option<Bytes>,
+    /// The packager's init segments by generation (a resolution change makes a new one).
+    inits: BTreeMap<u32, Bytes>,
+    /// The host's app uploaded the playlist (MPEG-TS segments it encoded itself).
+    uploaded: bool,
     /// What the current playlist lists: kept over older segments when room is short.
     listed: BTreeSet<u64>,
     segments: BTreeMap<u64, Bytes>,
@@ -211,7 +245,7 @@ impl Broadcasts {
         let size = bytes.len();
         let max = match file {
             HlsFile::Playlist => MAX_PLAYLIST_BYTES.min(budget.upload_bytes),
-            HlsFile::Segment(_) => budget.upload_bytes,
+            _ => budget.upload_bytes,
         };
         if size > max || size > budget.call_bytes {
             return Err(HlsError::TooLarge {
@@ -225,12 +259,10 @@ impl Broadcasts {
         let b = inner.calls.entry(cid.to_owned()).or_default();
         let replaced = match file {
             HlsFile::Playlist => b.playlist.as_ref().map_or(0, Bytes::len),
-            HlsFile::Segment(n) => b.segments.get(&n).map_or(0, Bytes::len),
+            HlsFile::Init(n) => b.inits.get(&n).map_or(0, Bytes::len),
+            HlsFile::Segment(n) | HlsFile::Fragment(n) => b.segments.get(&n).map_or(0, Bytes::len),
         };
-        let keep = match file {
-            HlsFile::Playlist => None,
-            HlsFile::Segment(n) => Some(n),
-        };
+        let keep = file.segment();
         // This broadcast's own share first.
         while b.bytes - replaced + size > budget.call_bytes {
             let Some(n) = b.oldest_unlisted(keep) else {
@@ -252,7 +284,17 @@ impl Broadcasts {
                 b.listed = listed_segments(&bytes);
                 b.playlist = Some(bytes);
             }
-            HlsFile::Segment(n) => {
+            HlsFile::Init(n) => {
+                b.inits.insert(n, bytes);
+                // A player that started on the previous one may still fetch it; older ones go.
+                while b.inits.len() > 2 {
+                    if let Some((_, old)) = b.inits.pop_first() {
+                        b.bytes -= old.len();
+                        inner.total -= old.len();
+                    }
+                }
+            }
+            HlsFile::Segment(n) | HlsFile::Fragment(n) => {
                 b.segments.insert(n, bytes);
                 while b.segments.len() > KEPT_SEGMENTS {
                     if let Some((_, old)) = b.segments.pop_first() {
@@ -270,6 +312,21 @@ impl Broadcasts {
             .calls
             .get(cid)
             .is_some_and(|b| b.playlist.is_some())
+    }
+
+    /// Notes that the host uploads this broadcast itself.
+    pub fn mark_uploaded(&self, cid: &str) {
+        if let Some(b) = self.lock().calls.get_mut(cid) {
+            b.uploaded = true;
+        }
+    }
+
+    /// Whether the host's app uploaded a playlist (then nothing is packaged for it).
+    pub fn has_uploaded_playlist(&self, cid: &str) -> bool {
+        self.lock()
+            .calls
+            .get(cid)
+            .is_some_and(|b| b.uploaded && b.playlist.is_some())
     }
 
     /// Starts or stops a broadcast. A stopped one stays served for `grace`, then is freed.
@@ -306,7 +363,8 @@ impl Broadcasts {
         let broadcast = inner.calls.get(cid)?;
         match file {
             HlsFile::Playlist => broadcast.playlist.clone(),
-            HlsFile::Segment(n) => broadcast.segments.get(&n).cloned(),
+            HlsFile::Init(n) => broadcast.inits.get(&n).cloned(),
+            HlsFile::Segment(n) | HlsFile::Fragment(n) => broadcast.segments.get(&n).cloned(),
         }
     }
 

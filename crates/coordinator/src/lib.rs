@@ -23,6 +23,7 @@ mod ids;
 pub mod jwt;
 mod listener;
 pub mod model;
+mod packager;
 mod rate;
 mod room_events;
 mod server;

@@ -59,6 +59,10 @@ enum Command {
         /// descriptor limit. Keep it well below `ulimit -n`.
         #[arg(long, default_value_t = SERVE_MAX_CONNECTIONS)]
         max_connections: usize,
+        /// Viewers a livestream takes over WebRTC through the embedded SFU; the next ones
+        /// are sent to its HLS playlist.
+        #[arg(long, default_value_t = 100)]
+        livestream_webrtc_viewers: usize,
         #[command(flatten)]
         sfu: SfuArgs,
     },
@@ -309,6 +313,7 @@ async fn main() -> ExitCode {
             fault_injection,
             idle_timeout_secs,
             max_connections,
+            livestream_webrtc_viewers,
             sfu,
         } => {
             let sfu = match sfu.setting() {
@@ -352,6 +357,7 @@ async fn main() -> ExitCode {
             };
             config.limits.idle_timeout = Duration::from_secs(idle_timeout_secs.max(1));
             config.limits.max_connections = max_connections.max(1);
+            config.limits.livestream_webrtc_viewers = livestream_webrtc_viewers;
             let running = match confab_coordinator::start(config).await {
                 Ok(r) => r,
                 Err(e) => {

@@ -54,6 +54,7 @@ async fn apply(state: &Shared, event: RoomEvent) -> Result<(), ApiError> {
             announce_joined(state, &room, &session.id, &participant, &role).await
         }
         RoomEvent::ParticipantLeft { room, sid, .. } => {
+            watch_for_host_return(state, &room);
             match state.sessions.leave_from_sfu(&room, &sid) {
                 Some((session_id, participant)) => {
                     announce_left(state, &room, &session_id, &participant).await
@@ -62,4 +63,27 @@ async fn apply(state: &Shared, event: RoomEvent) -> Result<(), ApiError> {
             }
         }
     }
+}
+
+/// After someone leaves a live livestream's room: if nobody is left to publish once the
+/// grace period is over (the host's app was killed, or its network never came back), the
+/// livestream ends. A host who rejoins within the grace period keeps it running.
+fn watch_for_host_return(state: &Shared, room: &str) {
+    let Some(sfu) = state.embedded_sfu.clone() else {
+        return;
+    };
+    let state = state.clone();
+    let room = room.to_owned();
+    tokio::spawn(async move {
+        if sfu.audience(&room).await.publishers > 0 {
+            return;
+        }
+        tokio::time::sleep(state.limits.host_return_grace).await;
+        if sfu.audience(&room).await.publishers > 0 {
+            return;
+        }
+        if let Err(e) = crate::api::end_without_host(&state, &room).await {
+            tracing::warn!(target: "coordinator", error = %e, "a livestream without its host could not be ended");
+        }
+    });
 }

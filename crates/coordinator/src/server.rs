@@ -11,10 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::api;
 use crate::faults::{FaultCommand, Faults};
-use crate::hls::Broadcasts;
 use crate::hub::{Hub, Outbound};
 use crate::jwt::{Claims, SigningKey};
 use crate::listener::{self, HostCheck};
+use crate::packager::Packagers;
 use crate::room_events;
 use crate::sessions::Sessions;
 use crate::sfu::{SfuAccess, SfuSetting, SfuSettingError};
@@ -335,7 +335,9 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator, Star
         faults: Faults::new(config.fault_injection),
         limits: config.limits.clone(),
         base_url,
-        broadcasts: Broadcasts::default(),
+        broadcasts: Arc::default(),
+        packagers: Packagers::default(),
+        embedded_sfu: sfu.clone(),
         rate: Default::default(),
         sfu: sfu_access,
     });

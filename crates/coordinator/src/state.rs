@@ -9,6 +9,7 @@ use crate::faults::Faults;
 use crate::hls::{Broadcasts, Budget};
 use crate::hub::Hub;
 use crate::jwt::SigningKey;
+use crate::packager::Packagers;
 pub use crate::rate::Rate;
 use crate::rate::RateLimiter;
 use crate::sessions::Sessions;
@@ -28,7 +29,12 @@ pub struct AppState {
     pub limits: Limits,
     /// `http://HOST:PORT/video`, for URLs the coordinator hands out.
     pub base_url: String,
-    pub broadcasts: Broadcasts,
+    pub broadcasts: Arc<Broadcasts>,
+    /// Livestreams being packaged as HLS from the embedded SFU.
+    pub packagers: Packagers,
+    /// The SFU embedded in this coordinator (`None` when joins go to an external one): HLS
+    /// taps its rooms, and viewers are counted from it.
+    pub embedded_sfu: Option<confab_sfu::Sfu>,
     /// Per-address token buckets for the endpoints that create things.
     pub rate: RateLimiter,
     /// Where joins send people for media, and how their SFU tokens are signed.
@@ -69,6 +75,12 @@ pub struct Limits {
     pub hls_ended_grace: Duration,
     /// Distinct viewer ids one client address may count at a time.
     pub hls_viewers_per_address: usize,
+    /// Viewers a livestream takes over WebRTC (through the SFU); the next ones are sent to
+    /// its HLS playlist.
+    pub livestream_webrtc_viewers: usize,
+    /// How long a live livestream waits for its host to come back to the SFU (a dropped
+    /// transport, a restarted app) before it ends.
+    pub host_return_grace: Duration,
     /// Time a client has to send a request's headers. Also bounds the wait for the next
     /// request on a keep-alive connection (hyper arms it whenever it waits for headers).
     pub header_read_timeout: Duration,
@@ -114,6 +126,8 @@ impl Default for Limits {
             hls_max_upload_bytes: 8 * 1024 * 1024,
             hls_ended_grace: Duration::from_secs(30),
             hls_viewers_per_address: 2,
+            livestream_webrtc_viewers: 100,
+            host_return_grace: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(5),
             max_connections: 128,

@@ -71,8 +71,13 @@ pub async fn call_view(
     let playlist_url = state.broadcasts.playlist_url(&state.base_url, &call.cid);
     let mut call_json = model::call_json(call, &created_by, session_view, playlist_url.as_deref());
     if call_json["session"].is_object() {
+        // Anonymous viewers: HLS players and hidden WebRTC viewers together.
+        let webrtc = match &state.embedded_sfu {
+            Some(sfu) => sfu.audience(&call.cid).await.hidden,
+            None => 0,
+        };
         call_json["session"]["anonymous_participant_count"] =
-            json!(state.broadcasts.viewers(&call.cid));
+            json!(state.broadcasts.viewers(&call.cid) + webrtc);
     }
     Ok(json!({
         "call": call_json,

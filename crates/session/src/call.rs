@@ -1,9 +1,10 @@
-//! A joined call: who is in it (kept from the coordinator's events), leaving it, and for a
-//! livestream's host going live, with local mode's HLS broadcast of the camera.
+//! A joined call: who is in it (kept from the coordinator's events), its media, leaving it,
+//! and for a livestream's host going live, with local mode's HLS broadcast (the coordinator
+//! packages what the host publishes through the SFU).
 
 use std::sync::{Arc, Mutex};
 
-use confab_client::{Call, Roster, TokenManager, VideoClient};
+use confab_client::{Call, Roster, VideoClient};
 use confab_coordinator::Claims;
 use confab_protocol::ANONYMOUS_USER_ID;
 use tokio::sync::watch;
@@ -12,26 +13,16 @@ use tokio::task::JoinHandle;
 use crate::backend::LocalBackend;
 use crate::errors::{SessionError, TokenFrom};
 use crate::input::CallChoice;
-use crate::status::{CallView, SessionStatus};
+use crate::status::{BroadcastStatus, CallView, SessionStatus};
 
-/// The camera a broadcast takes, as the app's devices know it.
-pub trait BroadcastCameraSource: Send + Sync {
-    /// The selected camera's device key.
-    fn selected_camera(&self) -> Result<String, String>;
-    /// Lets go of the preview's camera: a real camera opens once at a time.
-    fn release_preview(&self);
-}
-
-pub type BroadcastCamera = Arc<dyn BroadcastCameraSource>;
-
-/// A call joined from the lobby, the task that keeps its participant list, and the host's
-/// broadcast.
+/// A call joined from the lobby, the task that keeps its participant list, and its media.
 pub struct JoinedCall {
     call: Call,
     latest: Arc<Mutex<CallView>>,
     roster_task: JoinHandle<()>,
-    broadcast: Option<confab_media::Broadcast>,
-    /// The call's audio and video (not for livestreams, which #16 brings over the SFU).
+    /// Whether this host started the livestream's HLS broadcast (stopped when leaving).
+    broadcasting: bool,
+    /// The call's audio and video. A livestream's viewers only receive.
     media: Option<confab_call::CallMedia>,
 }
 
@@ -72,23 +63,30 @@ pub(crate) async fn join(
         .await
         .map_err(|e| SessionError::from_api(&e, &cid, TokenFrom::SignIn))?;
     let can_go_live = joined.can("go-live");
-    let media = media
-        .filter(|_| choice.call_type.as_str() != "livestream")
-        .map(|setup| {
-            let identity = client.user_id().unwrap_or_default();
-            let access = confab_call::MediaAccess::from_credentials(joined.credentials.as_ref());
-            confab_call::CallMedia::start(
-                access,
-                confab_call::CallMediaOptions {
-                    devices: setup.devices,
-                    name: identity.clone(),
-                    identity,
-                    microphone_muted: setup.microphone_muted,
-                    camera_enabled: setup.camera_enabled,
-                    audio: setup.audio,
-                },
-            )
-        });
+    let publishes = joined.can("send-video") || joined.can("send-audio");
+    let livestream = choice.call_type.as_str() == "livestream";
+    let media = media.map(|setup| {
+        let identity = client.user_id().unwrap_or_default();
+        let access = match joined.credentials.as_ref() {
+            // A livestream whose WebRTC seats are taken: its HLS playlist is the way in.
+            None if livestream && !publishes => confab_call::MediaAccess::Unsupported(
+                "This livestream has as many WebRTC viewers as it takes: watch it from the start screen, where it plays over HLS.".to_owned(),
+            ),
+            credentials => confab_call::MediaAccess::from_credentials(credentials),
+        };
+        confab_call::CallMedia::start(
+            access,
+            confab_call::CallMediaOptions {
+                devices: setup.devices,
+                name: identity.clone(),
+                identity,
+                microphone_muted: setup.microphone_muted,
+                camera_enabled: setup.camera_enabled,
+                audio: setup.audio,
+                publish: publishes,
+            },
+        )
+    });
     let hls = joined.hls_playlist_url().map(str::to_owned);
     let mut roster = Roster::from_call(&joined.call);
     let latest = Arc::new(Mutex::new(view(&roster, can_go_live, hls.clone())));
@@ -121,7 +119,7 @@ pub(crate) async fn join(
         call,
         latest,
         roster_task,
-        broadcast: None,
+        broadcasting: false,
         media,
     })
 }
@@ -149,127 +147,73 @@ impl JoinedCall {
         if let Some(media) = self.media.take() {
             media.stop().await;
         }
-        if let Some(broadcast) = self.broadcast.take() {
-            broadcast.stop().await;
+        if self.broadcasting {
+            // The host ends what it started; otherwise the coordinator ends it once the
+            // host is gone from the SFU for a while.
+            if let Err(e) = self.call.stop_hls().await {
+                tracing::warn!(target: "confab::session", error = %e, "stopping the broadcast failed");
+            }
         }
         if let Err(e) = self.call.leave().await {
             tracing::warn!(target: "confab::session", error = %e, "leaving the call failed");
         }
     }
 
-    /// What going live (or back to backstage) takes, to run away from the session task.
-    pub(crate) fn live_plan(
-        &mut self,
-        live: bool,
-        broadcast_to: Option<(LocalBackend, Arc<TokenManager>)>,
-        camera: BroadcastCamera,
-    ) -> LivePlan {
-        let stop_first = if live { None } else { self.broadcast.take() };
-        let start = (live && self.broadcast.is_none())
-            .then_some(broadcast_to)
-            .flatten()
-            .map(|(local, tokens)| (local, tokens, camera));
+    /// What going live (or back to backstage) takes, to run away from the session task. With
+    /// `hls` (local mode) going live also starts the HLS broadcast, and going back stops it.
+    pub(crate) fn live_plan(&self, live: bool, hls: bool) -> LivePlan {
         LivePlan {
             call: self.call.clone(),
             live,
-            stop_first,
-            start,
+            hls: hls && (live || self.broadcasting),
         }
     }
 
-    /// Keeps a started broadcast and copies its progress into the status until it ends.
-    pub(crate) fn adopt_broadcast(
-        &mut self,
-        broadcast: confab_media::Broadcast,
-        status: Arc<watch::Sender<SessionStatus>>,
-    ) {
-        let mut progress = broadcast.status();
-        tokio::spawn(async move {
-            loop {
-                let now = progress.borrow_and_update().clone();
-                let ended = matches!(
-                    now,
-                    confab_media::BroadcastStatus::Stopped { .. }
-                        | confab_media::BroadcastStatus::Failed { .. }
-                );
-                status.send_modify(|s| s.broadcast = Some(now));
-                if ended || progress.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
-        self.broadcast = Some(broadcast);
+    /// Notes what a plan did to the broadcast.
+    pub(crate) fn set_broadcasting(&mut self, status: Option<&BroadcastStatus>) {
+        match status {
+            Some(BroadcastStatus::Live { .. }) => self.broadcasting = true,
+            Some(BroadcastStatus::Stopped) => self.broadcasting = false,
+            Some(BroadcastStatus::Failed { .. }) | None => {}
+        }
     }
 }
 
 pub(crate) struct LivePlan {
     call: Call,
     live: bool,
-    stop_first: Option<confab_media::Broadcast>,
-    start: Option<(LocalBackend, Arc<TokenManager>, BroadcastCamera)>,
+    hls: bool,
 }
 
 impl LivePlan {
-    /// Goes live or back; returns whether the call is live and a broadcast that started.
-    pub(crate) async fn run(self) -> Result<(bool, Option<confab_media::Broadcast>), SessionError> {
+    /// Goes live or back; returns whether the call is live, and what became of the broadcast.
+    pub(crate) async fn run(self) -> Result<(bool, Option<BroadcastStatus>), SessionError> {
         let cid = self.call.cid();
-        if let Some(broadcast) = self.stop_first {
-            broadcast.stop().await;
-        }
-        let response = if self.live {
-            self.call.go_live().await
-        } else {
-            self.call.stop_live().await
-        }
-        .map_err(|e| SessionError::from_api(&e, &cid, TokenFrom::SignIn))?;
-        let broadcast = match self.start {
-            Some((local, tokens, camera)) => {
-                Some(start_broadcast(&local, &self.call, tokens, camera).await?)
-            }
-            None => None,
-        };
-        Ok((!response.backstage(), broadcast))
-    }
-}
-
-async fn start_broadcast(
-    local: &LocalBackend,
-    call: &Call,
-    tokens: Arc<TokenManager>,
-    camera: BroadcastCamera,
-) -> Result<confab_media::Broadcast, SessionError> {
-    let cid = call.cid();
-    let (call_type, call_id) = cid.split_once(':').unwrap_or(("livestream", ""));
-    let target = confab_media::Target {
-        base_url: local.base_url.clone(),
-        api_key: local.api_key.clone(),
-        call_type: call_type.to_owned(),
-        call_id: call_id.to_owned(),
-        token: Arc::new(move || {
-            let tokens = tokens.clone();
-            Box::pin(async move {
-                match tokens.token().await {
-                    Ok(Some(t)) => Ok(t.expose().to_owned()),
-                    Ok(None) => Err("no token".to_owned()),
-                    Err(e) => Err(e.to_string()),
+        let api_error =
+            |e: confab_client::ApiError| SessionError::from_api(&e, &cid, TokenFrom::SignIn);
+        if !self.live {
+            let mut status = None;
+            if self.hls {
+                if let Err(e) = self.call.stop_hls().await {
+                    tracing::warn!(target: "confab::session", error = %e, "stopping the broadcast failed");
                 }
-            })
-        }),
-    };
-    let options = confab_media::BroadcastOptions {
-        camera_key: camera.selected_camera().map_err(SessionError::device)?,
-        ..Default::default()
-    };
-    match confab_media::start(target.clone(), options.clone()).await {
-        Ok(b) => Ok(b),
-        // A real camera opens once at a time: let the broadcast have it instead of the preview.
-        Err(confab_media::BroadcastError::Camera(_)) => {
-            camera.release_preview();
-            confab_media::start(target, options)
-                .await
-                .map_err(|e| SessionError::device(e.to_string()))
+                status = Some(BroadcastStatus::Stopped);
+            }
+            let response = self.call.stop_live().await.map_err(api_error)?;
+            return Ok((!response.backstage(), status));
         }
-        Err(e) => Err(SessionError::device(e.to_string())),
+        let response = self.call.go_live().await.map_err(api_error)?;
+        let status = match self.hls {
+            false => None,
+            // Live over WebRTC either way; HLS is for viewers beyond the SFU's cap.
+            true => Some(match self.call.start_hls().await {
+                Ok(playlist_url) => BroadcastStatus::Live { playlist_url },
+                Err(e) => BroadcastStatus::Failed {
+                    error: api_error(e).to_string(),
+                },
+            }),
+        };
+        Ok((!response.backstage(), status))
     }
 }
 

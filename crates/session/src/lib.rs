@@ -20,10 +20,11 @@ pub mod views;
 mod watch;
 
 pub use backend::LocalBackend;
-pub use call::{BroadcastCamera, BroadcastCameraSource, CallMediaSetup};
+pub use call::CallMediaSetup;
 pub use errors::{ErrorKind, SessionError};
 pub use input::{GuestForm, SignInForm, WatchForm};
 pub use links::{Link, LinkError};
 pub use session::{SessionHandle, SessionOptions};
 pub use status::{CallView, ConnectionStatus, SessionStatus};
 pub use views::{Livestream, Remembered, Restored, SignedIn, SignedOut, TokenInfo};
+pub use watch::{Delivery, Watch, WatchMediaSetup};

@@ -91,7 +91,22 @@ pub struct CallView {
 pub struct SessionStatus {
     pub connection: ConnectionStatus,
     pub call: Option<CallView>,
-    pub broadcast: Option<confab_media::BroadcastStatus>,
+    pub broadcast: Option<BroadcastStatus>,
+}
+
+/// What the host's screen shows about the livestream's HLS broadcast (local mode). Viewers
+/// watch over WebRTC through the SFU either way; HLS is for the crowd beyond its cap.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum BroadcastStatus {
+    Live {
+        playlist_url: String,
+    },
+    Stopped,
+    /// Live over WebRTC, but the HLS broadcast could not start.
+    Failed {
+        error: String,
+    },
 }
 
 impl Default for SessionStatus {

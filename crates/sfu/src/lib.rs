@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
-pub use engine::EngineStats;
+pub use engine::tap::{TapCodec, TapFrame, TapKind};
+pub use engine::{EngineStats, RoomAudience};
 pub use token::{AccessToken, ApiSecret, TokenError, VideoGrant};
 
 /// The version reported in `server_info.version` (livekit-client compares it numerically).
@@ -192,6 +193,29 @@ impl Sfu {
         self.inner.engine.participants(room).await
     }
 
+    /// Who is in `room` right now: publishers, and viewers who may only subscribe.
+    pub async fn audience(&self, room: &str) -> RoomAudience {
+        self.inner.engine.audience(room).await
+    }
+
+    /// A copy of the frames `room`'s first publisher sends (camera and microphone), for
+    /// packaging them elsewhere. It lasts until the tap is dropped.
+    pub async fn tap(&self, room: &str) -> RoomTap {
+        // About 4 s of 30 fps video and 50 Opus packets a second.
+        let (frames, rx) = mpsc::channel(320);
+        let command = engine::Command::Tap {
+            room: room.to_owned(),
+            frames,
+        };
+        // A stopped engine drops the sender: the tap then ends at once.
+        self.inner.engine.send(command).await;
+        RoomTap {
+            room: room.to_owned(),
+            frames: rx,
+            engine: self.inner.engine.clone(),
+        }
+    }
+
     /// Ends every session (clients are asked to reconnect, as to a restarted server) and
     /// stops the engine and its UDP port. Never waits; safe to call from `Drop`.
     pub fn shutdown(&self) {
@@ -204,6 +228,29 @@ impl Sfu {
 
     pub(crate) fn engine(&self) -> &engine::EngineHandle {
         &self.inner.engine
+    }
+}
+
+/// A room's publisher's frames, as the SFU forwards them.
+pub struct RoomTap {
+    room: String,
+    frames: mpsc::Receiver<TapFrame>,
+    engine: engine::EngineHandle,
+}
+
+impl RoomTap {
+    /// The next frame; `None` once the SFU stopped.
+    pub async fn next(&mut self) -> Option<TapFrame> {
+        self.frames.recv().await
+    }
+
+    /// Asks the publisher for a keyframe of the layer the tap carries (throttled like
+    /// subscribers' requests).
+    pub async fn request_keyframe(&self) {
+        let command = engine::Command::TapKeyframe {
+            room: self.room.clone(),
+        };
+        self.engine.send(command).await;
     }
 }
 

@@ -220,9 +220,13 @@ impl AudioEngine {
         });
         let speaker_runner = device::start(&speaker, speaker_key)?;
         // Without a microphone the call is still worth hearing: listen-only, with a fault.
-        let microphone_runner = match device::start(&microphone, microphone_key) {
-            Ok(runner) => Some(runner),
-            Err(e) => {
+        // No key at all (a livestream's viewer) opens none, and is no fault.
+        let opened =
+            (!microphone_key.is_empty()).then(|| device::start(&microphone, microphone_key));
+        let microphone_runner = match opened {
+            None => None,
+            Some(Ok(runner)) => Some(runner),
+            Some(Err(e)) => {
                 (microphone.faults)(AudioFault::MicrophoneUnavailable {
                     key: microphone_key.to_owned(),
                     reason: e.to_string(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use confab_protocol::EventType;
+use confab_protocol::{CallType, EventType};
 use confab_sfu::token::{AccessToken, VideoGrant};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -208,6 +208,94 @@ pub struct JoinBody {
     data: Option<CallData>,
 }
 
+fn can_publish(own_capabilities: &Value) -> bool {
+    own_capabilities
+        .as_array()
+        .is_some_and(|caps| caps.iter().any(|c| c == "send-audio" || c == "send-video"))
+}
+
+/// Whether a viewer of `call` may watch over WebRTC: always in other calls; in a livestream
+/// while fewer than the cap watch through the embedded SFU. The others get no media
+/// credentials and watch the HLS playlist.
+async fn webrtc_seat_free(state: &AppState, call: &CallRecord) -> bool {
+    if call.call_type != CallType::Livestream.as_str() {
+        return true;
+    }
+    let Some(sfu) = &state.embedded_sfu else {
+        return true;
+    };
+    let audience = sfu.audience(&call.cid).await;
+    audience.viewers() < state.limits.livestream_webrtc_viewers
+}
+
+/// Anonymous viewers in the SFU are named with a character no user id has, so they can
+/// never be taken for a user.
+pub const ANONYMOUS_SFU_PREFIX: &str = "!viewer-";
+
+/// `join` without a user: an anonymous viewer whose call token names this livestream gets
+/// subscribe-only, hidden SFU credentials (not a participant, counted as a viewer), or none
+/// when the WebRTC seats are taken. Nothing is joined on the coordinator's side.
+async fn join_as_anonymous_viewer(
+    state: &Shared,
+    started: Started,
+    caller: &Caller,
+    path: &CallPath,
+) -> Result<Response, ApiError> {
+    let cid = path.cid();
+    let scoped =
+        matches!(caller, Caller::Anonymous { call_cids: Some(cids) } if cids.contains(&cid));
+    if !scoped {
+        return Err(ApiError::not_allowed(
+            "anonymous viewers join a livestream with a call token for it; without one they may only watch its HLS playlist",
+        ));
+    }
+    let call = load_call(state, &cid).await?;
+    if call.call_type != CallType::Livestream.as_str() {
+        return Err(ApiError::not_allowed(
+            "anonymous users can only watch livestreams",
+        ));
+    }
+    if call.backstage {
+        return Err(ApiError::not_allowed(
+            "the livestream is in backstage: viewers can join once it goes live",
+        ));
+    }
+    let mut view = call_view(state, caller, &call).await?;
+    if webrtc_seat_free(state, &call).await {
+        let identity = format!("{ANONYMOUS_SFU_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let token = state.sfu.mint(&AccessToken {
+            identity,
+            name: "Viewer".to_owned(),
+            grant: VideoGrant {
+                room: cid.clone(),
+                room_join: true,
+                can_publish: Some(false),
+                can_subscribe: Some(true),
+                can_publish_data: Some(false),
+                hidden: true,
+                ..VideoGrant::default()
+            },
+            ttl: SFU_TOKEN_TTL,
+        });
+        view["credentials"] = credentials_json(state, token);
+    }
+    view["created"] = json!(false);
+    view["stats_options"] = json!({"enable_rtc_stats": false, "reporting_interval_ms": 0});
+    Ok(reply(StatusCode::OK, view, started))
+}
+
+fn credentials_json(state: &AppState, token: String) -> Value {
+    json!({
+        "server": {
+            "url": state.sfu.url,
+            "ws_endpoint": state.sfu.ws_endpoint,
+            "edge_name": "local",
+        },
+        "token": token,
+        "ice_servers": [],
+    })
+}
+
 /// The SFU part of a join answer: where the SFU is, and a LiveKit access token for the call's
 /// room (named by its cid) under the user's id. The grant follows the caller's capabilities in
 /// the call: without `send-audio` or `send-video` (a livestream's viewers) it only subscribes.
@@ -217,9 +305,7 @@ async fn sfu_credentials(
     user_id: &str,
     own_capabilities: &Value,
 ) -> Result<Value, ApiError> {
-    let can_publish = own_capabilities
-        .as_array()
-        .is_some_and(|caps| caps.iter().any(|c| c == "send-audio" || c == "send-video"));
+    let can_publish = can_publish(own_capabilities);
     let name = state
         .store
         .user(user_id)
@@ -240,15 +326,7 @@ async fn sfu_credentials(
         },
         ttl: SFU_TOKEN_TTL,
     });
-    Ok(json!({
-        "server": {
-            "url": state.sfu.url,
-            "ws_endpoint": state.sfu.ws_endpoint,
-            "edge_name": "local",
-        },
-        "token": token,
-        "ice_servers": [],
-    }))
+    Ok(credentials_json(state, token))
 }
 
 pub async fn join_call(
@@ -261,9 +339,7 @@ pub async fn join_call(
     JsonBody(body): JsonBody<JoinBody>,
 ) -> Result<Response, ApiError> {
     let Some(user_id) = caller.user_id() else {
-        return Err(ApiError::not_allowed(
-            "anonymous users cannot join calls: they may only watch",
-        ));
+        return join_as_anonymous_viewer(&state, started, &caller, &path).await;
     };
     // A participant is tied to its socket (it leaves when the socket closes), so the socket
     // must be the caller's own: another user's would let one user end someone else's
@@ -315,8 +391,10 @@ pub async fn join_call(
 
     let mut view = call_view(&state, &caller, &call).await?;
     view["created"] = json!(created);
-    view["credentials"] =
-        sfu_credentials(&state, &call.cid, user_id, &view["own_capabilities"]).await?;
+    let capabilities = view["own_capabilities"].clone();
+    if can_publish(&capabilities) || webrtc_seat_free(&state, &call).await {
+        view["credentials"] = sfu_credentials(&state, &call.cid, user_id, &capabilities).await?;
+    }
     view["stats_options"] = json!({"enable_rtc_stats": false, "reporting_interval_ms": 0});
     Ok(reply(created_or_ok(created), view, started))
 }

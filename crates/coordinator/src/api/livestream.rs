@@ -77,6 +77,50 @@ pub async fn set_live<const LIVE: bool>(
     ))
 }
 
+/// Ends a live livestream whose host left the SFU and did not come back: the broadcast stops
+/// (its playlist ends) and the call returns to backstage, announced as the host's own stop
+/// would be, so viewers of both kinds see the end.
+pub async fn end_without_host(state: &Shared, cid: &str) -> Result<(), ApiError> {
+    let Some(call) = state.store.call(cid).await? else {
+        return Ok(());
+    };
+    if call.call_type != CallType::Livestream.as_str() || call.backstage {
+        return Ok(());
+    }
+    tracing::info!(target: "coordinator", %cid, "the livestream's host is gone: ending it");
+    state.packagers.stop(cid).await;
+    let grace = state.limits.hls_ended_grace;
+    state.broadcasts.set_running(cid, false, grace);
+    schedule_sweep(state, grace);
+    state.store.set_backstage(cid, true).await?;
+    let call = state.store.call(cid).await?.unwrap_or(call);
+    let nobody = Caller::Anonymous { call_cids: None };
+    let view = call_view(state, &nobody, &call).await?;
+    emit_call_event(
+        state,
+        cid,
+        EventType::HlsBroadcastingStopped,
+        json!({"call": view["call"]}),
+    )
+    .await?;
+    emit_call_event(
+        state,
+        cid,
+        EventType::CallUpdated,
+        json!({"call": view["call"], "capabilities_by_role": {}}),
+    )
+    .await
+}
+
+/// Frees a stopped broadcast's memory after its grace period.
+fn schedule_sweep(state: &Shared, grace: std::time::Duration) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        state.broadcasts.sweep(grace);
+    });
+}
+
 /// `start_broadcasting` (`RUNNING`) and `stop_broadcasting`, as Stream names them.
 pub async fn set_broadcasting<const RUNNING: bool>(
     State(state): State<Shared>,
@@ -88,21 +132,17 @@ pub async fn set_broadcasting<const RUNNING: bool>(
     let (state, caller, path, running) = (&state, &caller, &path, RUNNING);
     let call = hosted_call(state, caller, path).await?;
     livestream_only(&call)?;
-    if running && !state.broadcasts.has_playlist(&call.cid) {
-        return Err(ApiError::input(
-            "upload the playlist and a first segment before starting the broadcast",
-        ));
+    if running {
+        start_packaging(state, &call.cid).await?;
+    } else {
+        state.packagers.stop(&call.cid).await;
     }
     let grace = state.limits.hls_ended_grace;
     state.broadcasts.set_running(&call.cid, running, grace);
     if !running {
         // Viewers get the ended playlist and the last segments for the grace period; then
         // the broadcast's memory is freed.
-        let state = state.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            state.broadcasts.sweep(grace);
-        });
+        schedule_sweep(state, grace);
     }
     let view = call_view(state, caller, &call).await?;
     let playlist_url = state.broadcasts.playlist_url(&state.base_url, &call.cid);
@@ -130,6 +170,45 @@ pub async fn set_broadcasting<const RUNNING: bool>(
     ))
 }
 
+/// How long starting a broadcast waits for the packager's first segment: a keyframe and a
+/// segment's length, with room for a slow host.
+const FIRST_SEGMENT_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// Makes sure the broadcast has a first segment before it is announced, so no viewer gets an
+/// empty playlist: with the embedded SFU the packager makes it from what the host publishes;
+/// a host that uploads its own segments (an external SFU, or an uploading tool) must have
+/// uploaded one.
+async fn start_packaging(state: &Shared, cid: &str) -> Result<(), ApiError> {
+    if state.broadcasts.has_uploaded_playlist(cid) {
+        return Ok(());
+    }
+    let Some(sfu) = &state.embedded_sfu else {
+        if state.broadcasts.has_playlist(cid) {
+            return Ok(());
+        }
+        return Err(ApiError::input(
+            "upload the playlist and a first segment before starting the broadcast",
+        ));
+    };
+    let budget = state.limits.hls_budget();
+    let mut progress = state
+        .packagers
+        .start(sfu, state.broadcasts.clone(), budget, cid)
+        .await;
+    let first = tokio::time::timeout(FIRST_SEGMENT_WAIT, progress.wait_for(|p| p.segments > 0))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    match first {
+        true => Ok(()),
+        false => {
+            state.packagers.stop(cid).await;
+            Err(ApiError::input(
+                "nothing to broadcast: the host's camera is not reaching the call (join the call with your camera on, then start the broadcast)",
+            ))
+        }
+    }
+}
+
 /// The `{file}` of an upload: the playlist or a numbered segment, else refused.
 pub struct UploadFile(HlsFile);
 
@@ -146,6 +225,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UploadFile {
             .await
             .ok()
             .and_then(|Path(p)| HlsFile::parse(&p.file))
+            .filter(|f| matches!(f, HlsFile::Playlist | HlsFile::Segment(_)))
             .map(UploadFile)
             .ok_or_else(|| ApiError::input("upload playlist.m3u8 or seg-<number>.ts"))
     }
@@ -183,6 +263,7 @@ pub async fn upload(
     state
         .broadcasts
         .store(&call.cid, file, bytes, &budget)
+        .inspect(|()| state.broadcasts.mark_uploaded(&call.cid))
         .map_err(|e| match e {
             HlsError::TooLarge { .. } => ApiError::too_large(e.to_string()),
             // Retrying later can work: old segments leave the playlists.
@@ -259,11 +340,9 @@ pub async fn serve(
                     state.limits.hls_viewers_per_address,
                 );
             }
-            (hls_headers("application/vnd.apple.mpegurl"), playlist).into_response()
+            (hls_headers(file.content_type()), playlist).into_response()
         }
-        (HlsFile::Segment(_), Some(segment)) => {
-            (hls_headers("video/mp2t"), segment).into_response()
-        }
+        (_, Some(bytes)) => (hls_headers(file.content_type()), bytes).into_response(),
         (_, None) => no_such_file(),
     }
 }

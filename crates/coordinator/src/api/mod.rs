@@ -5,6 +5,7 @@
 mod calls;
 pub mod faults;
 mod livestream;
+pub(crate) use livestream::end_without_host;
 mod probes;
 mod reply;
 mod users;

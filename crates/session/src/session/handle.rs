@@ -8,7 +8,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Phase, Request, SessionHandle, SessionOptions, SessionTask};
 use crate::backend::LocalBackend;
-use crate::call::BroadcastCamera;
 use crate::errors::{ErrorKind, SessionError};
 use crate::input::{CallChoice, GuestForm, SignInForm};
 use crate::keychain::KeychainQueue;
@@ -38,6 +37,7 @@ impl SessionHandle {
             status,
             timeline,
             local: options.local,
+            watching: Arc::default(),
         }
     }
 
@@ -127,12 +127,21 @@ impl SessionHandle {
         .await?
     }
 
-    /// The joined call's media, when it has any.
+    /// The joined call's media, when it has any, else the watched livestream's.
     pub async fn call_media(&self) -> Option<confab_call::CallMedia> {
-        self.ask(|reply| Request::CallMedia { reply })
+        let joined = self
+            .ask(|reply| Request::CallMedia { reply })
             .await
             .ok()
-            .flatten()
+            .flatten();
+        match joined {
+            Some(media) => Some(media),
+            None => self.watched_media().await,
+        }
+    }
+
+    pub(crate) fn watching(&self) -> &tokio::sync::Mutex<Option<crate::watch::Watching>> {
+        &self.watching
     }
 
     pub async fn leave_call(&self) -> Result<(), SessionError> {
@@ -140,18 +149,9 @@ impl SessionHandle {
     }
 
     /// Takes the joined livestream live or back to backstage. In local mode going live also
-    /// broadcasts `camera` as HLS to the embedded coordinator.
-    pub async fn set_live(
-        &self,
-        live: bool,
-        camera: BroadcastCamera,
-    ) -> Result<bool, SessionError> {
-        self.ask(|reply| Request::SetLive {
-            live,
-            camera,
-            reply,
-        })
-        .await?
+    /// starts the HLS broadcast the embedded coordinator makes from what the host publishes.
+    pub async fn set_live(&self, live: bool) -> Result<bool, SessionError> {
+        self.ask(|reply| Request::SetLive { live, reply }).await?
     }
 
     /// A token for anonymous viewers of the joined livestream (local mode only: it needs the

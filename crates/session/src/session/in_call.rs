@@ -4,10 +4,10 @@
 use confab_credentials::Backend;
 
 use super::{Active, Phase, Reply, Report, SessionTask};
-use crate::call::{self, BroadcastCamera, JoinedCall};
+use crate::call::{self, JoinedCall};
 use crate::errors::SessionError;
 use crate::input::CallChoice;
-use crate::status::CallView;
+use crate::status::{BroadcastStatus, CallView};
 
 impl SessionTask {
     pub(super) fn join_call(
@@ -71,7 +71,7 @@ impl SessionTask {
         }
     }
 
-    pub(super) fn set_live(&mut self, live: bool, camera: BroadcastCamera, reply: Reply<bool>) {
+    pub(super) fn set_live(&mut self, live: bool, reply: Reply<bool>) {
         let attempt = self.next_attempt();
         let Phase::SignedIn(active) = &mut self.phase else {
             let _ = reply.send(Err(SessionError::not_signed_in("go live")));
@@ -82,11 +82,10 @@ impl SessionTask {
             return;
         };
         active.call_attempt = attempt;
-        let broadcast_to = (active.account.backend == Backend::Local)
-            .then(|| active.account.client.token_manager())
-            .flatten()
-            .map(|tokens| (self.local.clone(), tokens));
-        let plan = joined.live_plan(live, broadcast_to, camera);
+        // Only the embedded coordinator packages HLS from its SFU; Stream's service has its
+        // own egress, started from Stream's dashboard or API.
+        let hls = active.account.backend == Backend::Local;
+        let plan = joined.live_plan(live, hls);
         let reports = self.reports.clone();
         tokio::spawn(async move {
             let result = plan.run().await;
@@ -101,7 +100,7 @@ impl SessionTask {
     pub(super) fn on_live_set(
         &mut self,
         attempt: u64,
-        result: Result<(bool, Option<confab_media::Broadcast>), SessionError>,
+        result: Result<(bool, Option<BroadcastStatus>), SessionError>,
         reply: Reply<bool>,
     ) {
         let (is_live, broadcast) = match result {
@@ -117,15 +116,13 @@ impl SessionTask {
                 call_attempt,
                 ..
             }) if *call_attempt == attempt => {
-                if let Some(broadcast) = broadcast {
-                    joined.adopt_broadcast(broadcast, self.status.clone());
+                joined.set_broadcasting(broadcast.as_ref());
+                if broadcast.is_some() {
+                    self.status.send_modify(|s| s.broadcast = broadcast);
                 }
                 let _ = reply.send(Ok(is_live));
             }
             _ => {
-                if let Some(broadcast) = broadcast {
-                    tokio::spawn(broadcast.stop());
-                }
                 let _ = reply.send(Err(SessionError::cancelled()));
             }
         }

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::backend::LocalBackend;
-use crate::call::{BroadcastCamera, JoinedCall};
+use crate::call::JoinedCall;
 use crate::errors::SessionError;
 use crate::input::CallChoice;
 use crate::keychain::KeychainQueue;
@@ -45,6 +45,9 @@ pub struct SessionHandle {
     status: watch::Receiver<SessionStatus>,
     timeline: Arc<Mutex<Vec<ConnectionStatus>>>,
     local: LocalBackend,
+    /// The livestream watched anonymously over WebRTC, apart from the session task (watching
+    /// needs no sign-in).
+    watching: Arc<tokio::sync::Mutex<Option<crate::watch::Watching>>>,
 }
 
 enum Request {
@@ -80,7 +83,6 @@ enum Request {
     },
     SetLive {
         live: bool,
-        camera: BroadcastCamera,
         reply: Reply<bool>,
     },
     ViewerToken {
@@ -105,7 +107,7 @@ enum Report {
     },
     LiveSet {
         attempt: u64,
-        result: Result<(bool, Option<confab_media::Broadcast>), SessionError>,
+        result: Result<(bool, Option<crate::status::BroadcastStatus>), SessionError>,
         reply: Reply<bool>,
     },
 }

@@ -152,11 +152,7 @@ impl SessionTask {
                     let _ = reply.send(());
                 });
             }
-            Request::SetLive {
-                live,
-                camera,
-                reply,
-            } => self.set_live(live, camera, reply),
+            Request::SetLive { live, reply } => self.set_live(live, reply),
             Request::ViewerToken { reply } => {
                 let answer = match &self.phase {
                     Phase::SignedIn(active) => Ok(match (&active.call, &active.account.backend) {

@@ -5,6 +5,7 @@
 
 mod info;
 mod participant;
+pub(crate) mod tap;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -59,6 +60,19 @@ pub(crate) enum Command {
         room: String,
         reply: oneshot::Sender<Vec<String>>,
     },
+    /// Copies a room's publisher's frames to `frames` until the receiver is dropped.
+    Tap {
+        room: String,
+        frames: mpsc::Sender<tap::TapFrame>,
+    },
+    /// Asks the tapped publishers of a room for a keyframe of the layer their taps carry.
+    TapKeyframe {
+        room: String,
+    },
+    Audience {
+        room: String,
+        reply: oneshot::Sender<RoomAudience>,
+    },
     /// Removes everyone and stops the engine.
     Shutdown,
 }
@@ -74,6 +88,23 @@ pub(crate) struct JoinCommand {
     pub resume_sid: Option<String>,
     pub signal: SignalTx,
     pub reply: oneshot::Sender<Result<ParticipantKey, JoinRefused>>,
+}
+
+/// Who is in a room: those who may publish, and those who only watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomAudience {
+    pub publishers: usize,
+    /// Participants who may only subscribe, and others see.
+    pub subscribers_only: usize,
+    /// Hidden participants (anonymous viewers): they only subscribe, and nobody sees them.
+    pub hidden: usize,
+}
+
+impl RoomAudience {
+    /// Everyone who watches without publishing.
+    pub fn viewers(&self) -> usize {
+        self.subscribers_only + self.hidden
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +140,18 @@ impl EngineHandle {
         let mut stats = answer.await.unwrap_or_default();
         stats.cpu_time = thread_cpu_time(self.thread_id.load(Ordering::Relaxed));
         stats
+    }
+
+    pub(crate) async fn audience(&self, room: &str) -> RoomAudience {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Audience {
+            room: room.to_owned(),
+            reply,
+        };
+        if self.tx.send(command).await.is_err() {
+            return RoomAudience::default();
+        }
+        answer.await.unwrap_or_default()
     }
 
     pub async fn participants(&self, room: &str) -> Vec<String> {
@@ -211,6 +254,8 @@ struct Engine {
     stats: EngineStats,
     dirty: HashSet<ParticipantKey>,
     last_housekeeping: Instant,
+    /// Room -> its taps.
+    taps: HashMap<String, Vec<tap::Tap>>,
 }
 
 struct Room {
@@ -272,6 +317,7 @@ impl Engine {
             stats: EngineStats::default(),
             dirty: HashSet::new(),
             last_housekeeping: Instant::now(),
+            taps: HashMap::new(),
         }
     }
 
@@ -515,6 +561,43 @@ impl Engine {
                     })
                     .unwrap_or_default();
                 let _ = reply.send(ids);
+            }
+            Command::Tap { room, frames } => {
+                self.taps
+                    .entry(room)
+                    .or_default()
+                    .push(tap::Tap::new(frames));
+            }
+            Command::TapKeyframe { room } => {
+                let wants: Vec<(ParticipantKey, String, Option<str0m::media::Rid>)> = self
+                    .taps
+                    .get(&room)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| Some((t.publisher?, t.video_track.clone()?, t.video_rid)))
+                    .collect();
+                for (publisher, track, rid) in wants {
+                    self.request_keyframe(publisher, &track, rid);
+                }
+            }
+            Command::Audience { room, reply } => {
+                let mut audience = RoomAudience::default();
+                let members = self.rooms.get(&room).map(|r| r.members.as_slice());
+                for p in members
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|k| self.participants.get(k))
+                {
+                    // LiveKit's grants publish unless told otherwise.
+                    if p.grant.hidden {
+                        audience.hidden += 1;
+                    } else if p.grant.can_publish.unwrap_or(true) {
+                        audience.publishers += 1;
+                    } else {
+                        audience.subscribers_only += 1;
+                    }
+                }
+                let _ = reply.send(audience);
             }
         }
     }
@@ -1148,11 +1231,56 @@ impl Engine {
             }
             self.dirty.insert(member);
         }
+        wanted_keyframes.extend(self.feed_taps(
+            from,
+            &room,
+            &track_sid,
+            &active_rids,
+            keyframe,
+            &data,
+        ));
         wanted_keyframes.sort_by_key(|r| r.map(|r| r.to_string()));
         wanted_keyframes.dedup();
         for rid in wanted_keyframes {
             self.request_keyframe(from, &track_sid, rid);
         }
+    }
+
+    /// Copies a frame to the room's taps; returns the layers they wait for a keyframe of.
+    fn feed_taps(
+        &mut self,
+        from: ParticipantKey,
+        room: &str,
+        track_sid: &str,
+        active_rids: &[str0m::media::Rid],
+        keyframe: bool,
+        data: &MediaData,
+    ) -> Vec<Option<str0m::media::Rid>> {
+        let Some(taps) = self.taps.get_mut(room) else {
+            return Vec::new();
+        };
+        taps.retain(|t| !t.frames.is_closed());
+        if taps.is_empty() {
+            self.taps.remove(room);
+            return Vec::new();
+        }
+        let Some(publisher) = self.participants.get(&from) else {
+            return Vec::new();
+        };
+        let Some(track) = publisher.tracks.iter().find(|t| t.info.sid == track_sid) else {
+            return Vec::new();
+        };
+        let forwarded = tap::Forwarded {
+            from,
+            publisher_sid: &publisher.sid,
+            track,
+            active_rids,
+            keyframe,
+            data,
+        };
+        taps.iter_mut()
+            .filter_map(|t| tap::feed(t, &forwarded))
+            .collect()
     }
 
     /// Asks a publisher for a keyframe of one layer (all layers when `rid` is `None`),
@@ -1313,6 +1441,9 @@ impl Engine {
         info.version += 1;
         info.tracks.clear();
         let room_name = p.room.clone();
+        for t in self.taps.get_mut(&room_name).into_iter().flatten() {
+            t.release(key);
+        }
         let mut room_empty = false;
         if let Some(room) = self.rooms.get_mut(&room_name) {
             room.members.retain(|k| *k != key);
