@@ -44,11 +44,16 @@ export const SAMPLE_FRAME = `
   }
   return { bars, renderedAt: ms, now: Date.now(), currentTime: video.currentTime, width: w, height: h };`;
 
-export async function goLive(host, callId) {
+/**
+ * Signs in as `host` (local mode), joins the livestream `callId` and goes live; resolves to
+ * where viewers find it. `inLobby(host)` runs in the lobby first (to choose devices).
+ */
+export async function goLive(host, callId, { inLobby } = {}) {
   await host.fill('#sign-in-user', 'host');
   await host.fill('#sign-in-name', 'Hana Host');
   await host.click('#sign-in-form button[type="submit"]');
   await onScreen(host, 'lobby');
+  if (inLobby) await inLobby(host);
   await host.click('#join-type option[value="livestream"]');
   await host.fill('#join-call', callId);
   await host.click('#join-form button[type="submit"]');

@@ -282,8 +282,6 @@ struct Media {
     video_sizes: HashMap<String, (u32, u32)>,
     incoming: HashMap<String, IncomingVideo>,
     bandwidth_bps: Option<u64>,
-    /// The (minimum, desired) send rates last handed to the estimator.
-    probe_rates: Option<(u64, u64)>,
 }
 
 async fn run(
@@ -308,7 +306,6 @@ async fn run(
         video_sizes: HashMap::new(),
         incoming: HashMap::new(),
         bandwidth_bps: None,
-        probe_rates: None,
     };
     let credentials = match access {
         MediaAccess::Sfu(credentials) => credentials,
@@ -892,13 +889,6 @@ impl Media {
                 self.bandwidth_bps = Some(bps);
                 if let Some(camera) = &self.camera {
                     camera.set_budget(bps);
-                    // While a layer is paused, keep probing for it, or the estimate (of an
-                    // app-limited sender) never grows back.
-                    let rates = video::probe_rates(bps, &video::layers());
-                    if self.probe_rates != Some(rates) {
-                        self.probe_rates = Some(rates);
-                        session.set_send_bitrate(rates.0, rates.1).await;
-                    }
                 }
             }
             CallEvent::Reconnecting { attempt, retry_in } => {

@@ -180,27 +180,6 @@ pub fn layers_within(budget_bps: u64, layers: &[Layer]) -> usize {
     fitting.max(1)
 }
 
-/// What the send estimator should sustain and look for under `budget_bps`: (minimum,
-/// desired). Desired is what every layer needs; while a layer does not fit, the minimum is
-/// what the next one needs (padding fills the gap, capped by the estimate), else 0.
-pub fn probe_rates(budget_bps: u64, layers: &[Layer]) -> (u64, u64) {
-    let needs = |n: usize| {
-        layers[..n]
-            .iter()
-            .map(|l| u64::from(l.bitrate))
-            .sum::<u64>()
-            * 100
-            / 85
-    };
-    let fitting = layers_within(budget_bps, layers);
-    let minimum = if fitting < layers.len() {
-        needs(fitting + 1)
-    } else {
-        0
-    };
-    (minimum, needs(layers.len()))
-}
-
 fn encode_loop(
     mut frames: mpsc::Receiver<Frame>,
     mut encoders: Vec<(Layer, H264Encoder)>,
@@ -361,18 +340,6 @@ mod tests {
         assert_eq!(layers_within(2_200_000, &all), 3);
         assert_eq!(layers_within(300_000, &all), 1);
         assert_eq!(layers_within(50_000, &all), 1);
-    }
-
-    #[test]
-    fn a_paused_layer_is_probed_for_and_all_of_them_are_desired() {
-        let all = layers();
-        // 150k + 500k + 1.2M, with the 15 % headroom.
-        let desired = 1_850_000 * 100 / 85;
-        // Only the lowest fits: keep enough going for the second.
-        assert_eq!(probe_rates(300_000, &all), (650_000 * 100 / 85, desired));
-        assert_eq!(probe_rates(1_000_000, &all), (desired, desired));
-        // Everything fits: nothing to sustain beyond the media.
-        assert_eq!(probe_rates(5_000_000, &all), (0, desired));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::send_av;
 use confab_client::media::{
-    CallEvent, CallSession, CallSessionOptions, MediaKind, PublishError, SfuCredentials, TrackSpec,
-    VideoCodec,
+    synthetic, CallEvent, CallSession, CallSessionOptions, MediaKind, PublishError, SfuCredentials,
+    TrackSpec, VideoCodec,
 };
 use confab_client::{ClientOptions, TokenSource, User, VideoClient};
 use confab_coordinator::{Claims, CoordinatorConfig, Limits, RunningCoordinator};
@@ -161,4 +161,89 @@ async fn anonymous_viewers_watch_over_webrtc_up_to_the_cap_and_the_end_follows_t
     }
     watching.leave().await;
     c.shutdown().await;
+}
+
+/// The host's transport drops for a few seconds (no datagrams either way, then an ICE restart):
+/// the host comes back in the same session, the livestream stays live, and the viewer's
+/// picture resumes with frames sent after the drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_whose_transport_drops_comes_back_and_the_viewer_resumes() {
+    let c = coordinator(5).await;
+    let cid = "livestream:blip";
+    let host = client(&c);
+    host.connect_user(
+        User::new("host"),
+        TokenSource::token(c.mint_token("host", None)),
+    )
+    .await
+    .expect("the host connects");
+    let call = host.call("livestream", "blip");
+    let (_, host_media) = call
+        .join_with_media(true, CallSessionOptions::default())
+        .await
+        .expect("the host joins with media");
+    let video = host_media
+        .publish(TrackSpec::camera(VideoCodec::H264, 640, 360))
+        .await
+        .unwrap();
+    let audio = host_media.publish(TrackSpec::microphone()).await.unwrap();
+    call.go_live().await.expect("goes live");
+
+    let viewer = anonymous(&c, Some(viewer_token(&c, cid))).await;
+    let answer = viewer.call("livestream", "blip").join(false).await.unwrap();
+    let mut watching = CallSession::connect(
+        SfuCredentials::from(&answer.credentials.expect("a WebRTC seat")),
+        CallSessionOptions::default(),
+    )
+    .await
+    .expect("the viewer reaches the SFU");
+    // 15 s of 30 fps video.
+    let sender = tokio::spawn(send_av(video, audio, 450));
+    let first = next_video_seq(
+        &mut watching,
+        tokio::time::Instant::now() + Duration::from_secs(10),
+    )
+    .await
+    .expect("the host's video reaches the viewer");
+
+    // 3 s without a path: longer than the coordinator's grace (1 s here), shorter than the
+    // SFU's timeout for a participant.
+    host_media
+        .simulate_network_blip(Duration::from_secs(3))
+        .await;
+    let blip_ends_after = first + 4 * 30;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    let mut resumed = None;
+    while let Some(seq) = next_video_seq(&mut watching, deadline).await {
+        if seq >= blip_ends_after {
+            resumed = Some(seq);
+            break;
+        }
+    }
+    assert!(
+        resumed.is_some(),
+        "the viewer saw no frame sent after the host's transport came back (first {first})"
+    );
+    let state = viewer.call("livestream", "blip").get().await.unwrap();
+    assert!(!state.backstage(), "the livestream stays live");
+    sender.abort();
+    watching.leave().await;
+    host_media.leave().await;
+    c.shutdown().await;
+}
+
+/// The sequence number of the next synthetic video frame `watching` receives before `deadline`.
+async fn next_video_seq(watching: &mut CallSession, deadline: tokio::time::Instant) -> Option<u64> {
+    loop {
+        let event = tokio::time::timeout_at(deadline, watching.next_event())
+            .await
+            .ok()??;
+        if let CallEvent::Frame(frame) = &event {
+            if frame.kind == MediaKind::Video {
+                if let Some(stamp) = synthetic::read_frame(&frame.data) {
+                    return Some(stamp.seq);
+                }
+            }
+        }
+    }
 }

@@ -420,11 +420,6 @@ pub(crate) enum Command {
     SimulateNetworkBlip(Duration),
     /// Drops this share of incoming datagrams once connected (tests of NACK and RTX).
     SimulateLoss(f32),
-    /// What the send bandwidth estimate should sustain and look for (bit/s).
-    SendBitrate {
-        minimum_bps: u64,
-        desired_bps: u64,
-    },
     Leave(oneshot::Sender<()>),
 }
 
@@ -579,20 +574,6 @@ impl CallSession {
         let _ = self
             .commands
             .send(Command::SimulateLoss(fraction.clamp(0.0, 1.0)))
-            .await;
-    }
-
-    /// Tells the send bandwidth estimate (when on) what to probe for: `desired_bps`, the rate
-    /// all layers need, and `minimum_bps`, a rate to keep sending (padding fills what media
-    /// does not), so that an estimate which paused layers can grow again when the path allows.
-    /// An app-limited sender would otherwise never learn that more fits. Kept across rejoins.
-    pub async fn set_send_bitrate(&self, minimum_bps: u64, desired_bps: u64) {
-        let _ = self
-            .commands
-            .send(Command::SendBitrate {
-                minimum_bps,
-                desired_bps,
-            })
             .await;
     }
 

@@ -81,8 +81,6 @@ struct Connection {
 
 struct SessionTask {
     receive_loss: f32,
-    /// The send bitrates asked for (minimum, desired), applied to each connection.
-    send_bitrate: Option<(u64, u64)>,
     rng: fastrand::Rng,
     credentials: SfuCredentials,
     options: CallSessionOptions,
@@ -106,7 +104,6 @@ pub(crate) async fn start(
     }
     let mut task = SessionTask {
         receive_loss: 0.0,
-        send_bitrate: None,
         rng: fastrand::Rng::new(),
         credentials,
         options,
@@ -292,7 +289,6 @@ impl SessionTask {
                     .map(str0m::bwe::Bitrate::bps),
             )
             .build(now);
-        apply_send_bitrate(&mut rtc, self.send_bitrate, &self.options);
         let candidate =
             Candidate::host(local_addr, "udp").map_err(|e| JoinMediaError::Media(e.to_string()))?;
         rtc.add_local_candidate(candidate);
@@ -476,9 +472,6 @@ impl SessionTask {
                         Some(Command::Stats(reply)) => { let _ = reply.send(self.stats.clone()); }
                         Some(Command::Participants(reply)) => { let _ = reply.send(Vec::new()); }
                         Some(Command::Publish { cid, spec, reply }) => self.queue_publish(cid, spec, reply),
-                        Some(Command::SendBitrate { minimum_bps, desired_bps }) => {
-                            self.send_bitrate = Some((minimum_bps, desired_bps));
-                        }
                         Some(_) => {}
                     }
                 }
@@ -1067,13 +1060,6 @@ impl SessionTask {
                 let _ = reply.send(self.remotes.participants());
             }
             Command::SimulateLoss(fraction) => self.receive_loss = fraction,
-            Command::SendBitrate {
-                minimum_bps,
-                desired_bps,
-            } => {
-                self.send_bitrate = Some((minimum_bps, desired_bps));
-                apply_send_bitrate(&mut conn.rtc, self.send_bitrate, &self.options);
-            }
             Command::SimulateNetworkBlip(duration) => {
                 conn.blip_until = Some(Instant::now() + duration);
             }
@@ -1159,14 +1145,4 @@ impl SessionTask {
 /// A section that only receives: a slot the SFU fills with someone's track.
 fn receive_section(api: &mut str0m::change::SdpApi<'_>, kind: str0m::media::MediaKind) -> Mid {
     api.add_media(kind, Direction::RecvOnly, None, None, None)
-}
-
-/// Hands the send bitrates to str0m's estimator (only when estimation is on).
-fn apply_send_bitrate(rtc: &mut Rtc, rates: Option<(u64, u64)>, options: &CallSessionOptions) {
-    if let (Some((minimum, desired)), Some(_)) = (rates, options.bandwidth_estimation) {
-        rtc.bwe().set_bitrate(
-            str0m::bwe::Bitrate::bps(minimum.min(desired)),
-            str0m::bwe::Bitrate::bps(desired),
-        );
-    }
 }
