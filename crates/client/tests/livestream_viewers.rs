@@ -55,28 +55,55 @@ async fn anonymous(c: &RunningCoordinator, token: Option<String>) -> VideoClient
     viewer
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anonymous_viewers_watch_over_webrtc_up_to_the_cap_and_the_end_follows_the_host() {
-    let c = coordinator(1).await;
-    let cid = "livestream:gig";
-    let host = client(&c);
-    host.connect_user(
-        User::new("host"),
-        TokenSource::token(c.mint_token("host", None)),
-    )
-    .await
-    .expect("the host connects");
-    let call = host.call("livestream", "gig");
-    let (joined, host_media) = call
+/// A host in a livestream (backstage), joined with media and publishing a camera and a microphone.
+struct Host {
+    client: VideoClient,
+    call: confab_client::Call,
+    media: CallSession,
+    video: confab_client::media::LocalTrack,
+    audio: confab_client::media::LocalTrack,
+}
+
+async fn host_publishing(c: &RunningCoordinator, id: &str) -> Host {
+    let client = client(c);
+    client
+        .connect_user(
+            User::new("host"),
+            TokenSource::token(c.mint_token("host", None)),
+        )
+        .await
+        .expect("the host connects");
+    let call = client.call("livestream", id);
+    let (joined, media) = call
         .join_with_media(true, CallSessionOptions::default())
         .await
         .expect("the host joins with media");
     assert!(joined.credentials.is_some());
-    let video = host_media
+    let video = media
         .publish(TrackSpec::camera(VideoCodec::H264, 640, 360))
         .await
         .unwrap();
-    let audio = host_media.publish(TrackSpec::microphone()).await.unwrap();
+    let audio = media.publish(TrackSpec::microphone()).await.unwrap();
+    Host {
+        client,
+        call,
+        media,
+        video,
+        audio,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_viewers_watch_over_webrtc_up_to_the_cap_and_the_end_follows_the_host() {
+    let c = coordinator(1).await;
+    let cid = "livestream:gig";
+    let Host {
+        client: _host,
+        call,
+        media: host_media,
+        video,
+        audio,
+    } = host_publishing(&c, "gig").await;
 
     // Backstage: viewers wait.
     let early = anonymous(&c, Some(viewer_token(&c, cid))).await;
@@ -170,23 +197,13 @@ async fn anonymous_viewers_watch_over_webrtc_up_to_the_cap_and_the_end_follows_t
 async fn a_host_whose_transport_drops_comes_back_and_the_viewer_resumes() {
     let c = coordinator(5).await;
     let cid = "livestream:blip";
-    let host = client(&c);
-    host.connect_user(
-        User::new("host"),
-        TokenSource::token(c.mint_token("host", None)),
-    )
-    .await
-    .expect("the host connects");
-    let call = host.call("livestream", "blip");
-    let (_, host_media) = call
-        .join_with_media(true, CallSessionOptions::default())
-        .await
-        .expect("the host joins with media");
-    let video = host_media
-        .publish(TrackSpec::camera(VideoCodec::H264, 640, 360))
-        .await
-        .unwrap();
-    let audio = host_media.publish(TrackSpec::microphone()).await.unwrap();
+    let Host {
+        client: _host,
+        call,
+        media: host_media,
+        video,
+        audio,
+    } = host_publishing(&c, "blip").await;
     call.go_live().await.expect("goes live");
 
     let viewer = anonymous(&c, Some(viewer_token(&c, cid))).await;

@@ -294,6 +294,14 @@ mod tests {
         assert_eq!(parse_sps(&[0x68, 66, 0, 31, 0xff]), None);
     }
 
+    #[test]
+    fn emulation_prevention_bytes_are_removed() {
+        assert_eq!(
+            rbsp(&[0x00, 0x00, 0x03, 0x01, 0xff]),
+            vec![0x00, 0x00, 0x01, 0xff]
+        );
+    }
+
     pub(crate) fn fixture_sps() -> Vec<u8> {
         sps_720p()
     }

@@ -13,7 +13,7 @@ mod playlist;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use h264::{parse_sps, SpsInfo};
+pub use h264::{nal_units, parse_sps, SpsInfo};
 pub use playlist::{init_name, segment_name, CmafFile, CmafPlaylist};
 
 use mp4::{Sample, AUDIO_TIMESCALE, VIDEO_TIMESCALE};
