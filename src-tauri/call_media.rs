@@ -141,6 +141,22 @@ pub async fn set_video_view(
     Ok(())
 }
 
+/// The page's decoder of a remote video waits for a keyframe (after an error or frames it
+/// dropped): ask the publisher for one now.
+#[tauri::command]
+pub async fn request_keyframe(
+    session: State<'_, SessionHandle>,
+    track_sid: String,
+) -> Result<(), CommandError> {
+    if track_sid.is_empty() || track_sid.len() > 255 {
+        return Err(CommandError::InvalidInput(
+            "a track sid is 1 to 255 characters".into(),
+        ));
+    }
+    media(&session).await?.request_keyframe(&track_sid).await;
+    Ok(())
+}
+
 /// Changes the camera, microphone or speaker during the call (and remembers the choice, as
 /// the lobby does).
 #[tauri::command]

@@ -36,6 +36,7 @@ macro_rules! app_commands {
             call_media::set_microphone_muted,
             call_media::set_camera_enabled,
             call_media::set_video_view,
+            call_media::request_keyframe,
             call_media::switch_call_device,
             call_media::call_media_stats,
             call_media::decode_video_in_rust,

@@ -99,6 +99,8 @@ export function attachCallMedia(onMessage) {
 }
 export const setMicrophoneMuted = (muted) => invoke('set_microphone_muted', { muted });
 export const setCameraEnabled = (enabled) => invoke('set_camera_enabled', { enabled });
+/** A remote video's decoder waits for a keyframe: ask its publisher for one. */
+export const requestKeyframe = (trackSid) => invoke('request_keyframe', { trackSid });
 /** The size (device pixels) a remote video is shown at; 0x0 when it is not visible. */
 export const setVideoView = (trackSid, width, height) =>
   invoke('set_video_view', { trackSid, width, height });

@@ -29,6 +29,9 @@ const MAX_BACKLOG = 30;
 // Frames kept (from the last keyframe) while the support check runs, so the first keyframe a
 // new subscription gets is not thrown away.
 const MAX_HELD = 90;
+// While waiting for a keyframe, ask the publisher again this often (a publisher may send no
+// keyframe of its own for minutes; the request or the keyframe may be lost).
+const KEYFRAME_ASK_MS = 1000;
 
 const utf8 = new TextDecoder();
 const KIND_PICTURE = 2;
@@ -113,10 +116,14 @@ export function codecName(codec) {
  * that follows lost ones, it starts again from the next keyframe (a delta frame after a gap
  * would decode to garbage). `onFrame(videoFrame)` draws; the frame is closed after it returns.
  * `onUndecodable({ codec, reason })` is called once if this webview cannot decode the track.
+ * `onKeyframeWanted()` is called (at most once a second) while it waits for a keyframe that
+ * is not coming by itself.
  */
 export class TrackDecoder {
   #onFrame;
   #onUndecodable;
+  #onKeyframeWanted;
+  #askedForKeyframeAt = -Infinity;
   /** idle, checking (the support check runs), ready, undecodable or closed. */
   #state = 'idle';
   #codecId = null;
@@ -129,9 +136,10 @@ export class TrackDecoder {
   #failures = 0;
   #watchdog = null;
 
-  constructor({ codecId = null, onFrame, onUndecodable }) {
+  constructor({ codecId = null, onFrame, onUndecodable, onKeyframeWanted = () => {} }) {
     this.#onFrame = onFrame;
     this.#onUndecodable = onUndecodable;
+    this.#onKeyframeWanted = onKeyframeWanted;
     // The media view names the codec before the first frame: check it straight away.
     if (codecId) this.#start(codecId);
   }
@@ -221,7 +229,10 @@ export class TrackDecoder {
     if (frame.lost && !this.#needKeyframe && !this.#restart()) return;
     if (this.#decoder.decodeQueueSize > MAX_BACKLOG && !this.#restart()) return;
     if (this.#needKeyframe) {
-      if (!frame.keyframe) return;
+      if (!frame.keyframe) {
+        this.#askForKeyframe();
+        return;
+      }
       this.#needKeyframe = false;
     }
     if (frame.keyframe && this.#decoded === 0 && this.#watchdog === null) {
@@ -237,6 +248,17 @@ export class TrackDecoder {
       }));
     } catch (err) {
       this.#failed(err, this.#generation);
+    }
+  }
+
+  #askForKeyframe() {
+    const now = performance.now();
+    if (now - this.#askedForKeyframeAt < KEYFRAME_ASK_MS) return;
+    this.#askedForKeyframeAt = now;
+    try {
+      this.#onKeyframeWanted();
+    } catch (err) {
+      console.warn('asking for a keyframe', err);
     }
   }
 

@@ -209,13 +209,15 @@ class Tile {
 
 /**
  * The tiles in `grid` (#call-grid). `setVideoView(trackSid, width, height)` asks the backend for
- * a track at a size (0x0: none); `onPin(identity)` is a pin button's click.
+ * a track at a size (0x0: none); `requestKeyframe(trackSid)` asks for a keyframe of a track
+ * whose decoder lost its place; `onPin(identity)` is a pin button's click.
  */
 export class TileStage {
   #grid;
   #focusBox;
   #tilesBox;
   #setVideoView;
+  #requestKeyframe;
   #tiles = new Map();
   #bySid = new Map();
   #order = [];
@@ -228,9 +230,10 @@ export class TileStage {
   #resize;
   #intersect;
 
-  constructor(grid, { setVideoView, onPin }) {
+  constructor(grid, { setVideoView, requestKeyframe = async () => {}, onPin }) {
     this.#grid = grid;
     this.#setVideoView = setVideoView;
+    this.#requestKeyframe = requestKeyframe;
     this.#focusBox = document.createElement('div');
     this.#focusBox.className = 'call-focus';
     this.#tilesBox = document.createElement('div');
@@ -439,6 +442,9 @@ export class TileStage {
     tile.decoder = new TrackDecoder({
       codecId: CODEC_IDS[tile.codec] ?? null,
       onFrame: (frame) => tile.draw(frame),
+      onKeyframeWanted: () => {
+        this.#requestKeyframe(sid).catch((err) => console.warn('request_keyframe', sid, err));
+      },
       onUndecodable: ({ codec }) => {
         if (tile.trackSid !== sid) return;
         tile.undecodable = { sid, codec };

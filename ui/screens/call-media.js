@@ -44,7 +44,11 @@ let retryTimer;
 
 /** Binds the controls, the shortcuts and the stats panel (once, at start-up). */
 export function setup() {
-  stage = new TileStage($('call-grid'), { setVideoView: bridge.setVideoView, onPin: togglePin });
+  stage = new TileStage($('call-grid'), {
+    setVideoView: bridge.setVideoView,
+    requestKeyframe: bridge.requestKeyframe,
+    onPin: togglePin,
+  });
   setIcon($('call-devices-button'), 'devices');
   setIcon($('layout-toggle'), 'speaker');
   setIcon($('open-stats'), 'stats');

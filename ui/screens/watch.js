@@ -43,7 +43,11 @@ export function setup() {
   // Back where the person came from: the lobby when signed in (a link can start watching there).
   $('stop-watching').addEventListener('click', () => navigate(state.backend ? 'lobby' : 'start'));
   $('player').addEventListener('playing', () => showPlayerState('', 'playing'));
-  stage = new TileStage($('watch-stage'), { setVideoView: bridge.setVideoView, onPin: () => {} });
+  stage = new TileStage($('watch-stage'), {
+    setVideoView: bridge.setVideoView,
+    requestKeyframe: bridge.requestKeyframe,
+    onPin: () => {},
+  });
   // For the end-to-end tests and benchmarks: how it plays, and what the host's tile drew.
   window.__confabWatch = {
     delivery: () => watching.delivery,

@@ -117,6 +117,7 @@ enum Command {
         width: u32,
         height: u32,
     },
+    KeyframeWanted(String),
     Switch(
         DeviceRole,
         String,
@@ -215,6 +216,15 @@ impl CallMedia {
                 width,
                 height,
             })
+            .await;
+    }
+
+    /// The page's decoder of a remote video lost its place (an error, a backlog it dropped):
+    /// asks the publisher for a keyframe instead of waiting for one it may never send.
+    pub async fn request_keyframe(&self, track_sid: &str) {
+        let _ = self
+            .commands
+            .send(Command::KeyframeWanted(track_sid.to_owned()))
             .await;
     }
 
@@ -663,6 +673,11 @@ impl Media {
                     session.set_video_size(&track_sid, width, height).await;
                 }
             }
+            Command::KeyframeWanted(track_sid) => {
+                if let Some(session) = session {
+                    session.request_keyframe(&track_sid).await;
+                }
+            }
             Command::Switch(role, key, reply) => self.switch(role, key, reply),
             Command::SetAudio(settings) => {
                 self.options.audio = settings;
@@ -791,7 +806,12 @@ impl Media {
 
     async fn event(&mut self, event: CallEvent, session: &CallSession) {
         match event {
-            CallEvent::Frame(frame) => return self.frame(frame),
+            CallEvent::Frame(frame) => {
+                if let Some(track_sid) = self.frame(frame) {
+                    session.request_keyframe(&track_sid).await;
+                }
+                return;
+            }
             CallEvent::Joined { .. } => {}
             CallEvent::ParticipantJoined(p) => {
                 let mut view = ParticipantView {
@@ -906,7 +926,8 @@ impl Media {
         self.publish();
     }
 
-    fn frame(&mut self, frame: RemoteFrame) {
+    /// Routes one remote frame; returns a video track whose decoder now waits for a keyframe.
+    fn frame(&mut self, frame: RemoteFrame) -> Option<String> {
         match frame.kind {
             MediaKind::Audio => {
                 if let Some(audio) = &self.audio {
@@ -923,11 +944,9 @@ impl Media {
                     self.video_sizes.get(&frame.track_sid),
                     Some((0, _)) | Some((_, 0))
                 ) {
-                    return; // hidden: unsubscribing is under way
+                    return None; // hidden: unsubscribing is under way
                 }
-                let Some(codec) = frames::codec_byte(&frame.mime) else {
-                    return;
-                };
+                let codec = frames::codec_byte(&frame.mime)?;
                 let incoming = self.incoming.entry(frame.track_sid.clone()).or_default();
                 if frame.keyframe {
                     let size = match codec {
@@ -954,7 +973,7 @@ impl Media {
                         .get(&frame.track_sid)
                         .copied()
                         .unwrap_or((640, 360));
-                    decoder.push(
+                    let pushed = decoder.push(
                         codec,
                         &frame.track_sid,
                         frame.keyframe,
@@ -962,7 +981,8 @@ impl Media {
                         frame.data,
                         fit,
                     );
-                    return;
+                    return (pushed == rust_decode::Pushed::StartedWaitingForKeyframe)
+                        .then_some(frame.track_sid);
                 }
                 let message = frames::video_message(
                     codec,
@@ -975,6 +995,7 @@ impl Media {
                 self.sink().video_frame(message);
             }
         }
+        None
     }
 
     async fn stats(&self, session: &CallSession) -> Vec<TrackStatsView> {

@@ -31,6 +31,18 @@ struct Job {
     fit: (u32, u32),
 }
 
+/// What became of a frame handed to the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// Dropped, as the frames before it since the queue overflowed.
+    Skipped,
+    /// The queue was full: this frame and the ones after it are dropped until a keyframe.
+    StartedWaitingForKeyframe,
+    /// Not H.264: this decoder has nothing for it.
+    OtherCodec,
+}
+
 /// The decoding thread, until dropped.
 pub(crate) struct RustDecoder {
     jobs: SyncSender<Job>,
@@ -66,7 +78,7 @@ impl RustDecoder {
         })
     }
 
-    /// Queues an H.264 frame; returns false for a codec this decoder does not have.
+    /// Queues an H.264 frame.
     pub(crate) fn push(
         &mut self,
         codec: u8,
@@ -75,13 +87,13 @@ impl RustDecoder {
         lost_before: bool,
         data: Arc<[u8]>,
         fit: (u32, u32),
-    ) -> bool {
+    ) -> Pushed {
         if codec != frames::CODEC_H264 {
-            return false;
+            return Pushed::OtherCodec;
         }
         let broken = self.broken.entry(track_sid.to_owned()).or_default();
         if *broken && !keyframe {
-            return true;
+            return Pushed::Skipped;
         }
         let job = Job {
             track_sid: track_sid.to_owned(),
@@ -91,7 +103,11 @@ impl RustDecoder {
             fit,
         };
         *broken = matches!(self.jobs.try_send(job), Err(TrySendError::Full(_)));
-        true
+        if *broken {
+            Pushed::StartedWaitingForKeyframe
+        } else {
+            Pushed::Queued
+        }
     }
 }
 

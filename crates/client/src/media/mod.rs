@@ -414,6 +414,10 @@ pub(crate) enum Command {
         width: u32,
         height: u32,
     },
+    /// A receiver's decoder lost its place: ask the track's sender for a keyframe.
+    Keyframe {
+        track_sid: String,
+    },
     Stats(oneshot::Sender<CallStats>),
     Participants(oneshot::Sender<Vec<RemoteParticipant>>),
     /// Drops the UDP path (tests of ICE restarts): datagrams are not sent or read.
@@ -534,6 +538,17 @@ impl CallSession {
                 track_sid: track_sid.to_owned(),
                 width,
                 height,
+            })
+            .await;
+    }
+
+    /// Asks for a keyframe of a remote video track (a decoder that dropped frames or failed
+    /// cannot go on before one; a publisher may send none by itself for minutes).
+    pub async fn request_keyframe(&self, track_sid: &str) {
+        let _ = self
+            .commands
+            .send(Command::Keyframe {
+                track_sid: track_sid.to_owned(),
             })
             .await;
     }

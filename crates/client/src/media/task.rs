@@ -1051,6 +1051,16 @@ impl SessionTask {
                     return Flow::Lost("the signal connection failed".into());
                 }
             }
+            Command::Keyframe { track_sid } => {
+                let mid = conn
+                    .mid_to_track
+                    .iter()
+                    .find(|(_, sid)| **sid == track_sid)
+                    .map(|(mid, _)| Mid::from(mid.as_str()));
+                if let Some(mut writer) = mid.and_then(|mid| conn.rtc.writer(mid)) {
+                    let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+                }
+            }
             Command::Stats(reply) => {
                 let mut stats = self.stats.clone();
                 stats.tracks = self.track_stats.values().map(|(s, _)| s.clone()).collect();

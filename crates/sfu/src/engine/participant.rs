@@ -43,8 +43,29 @@ pub(crate) struct PublishedTrack {
     pub mid: Option<Mid>,
     /// Simulcast layers seen so far, with when each last carried media.
     pub rids: Vec<Rid>,
-    layer_seen: HashMap<Option<Rid>, Instant>,
+    layer_seen: HashMap<Option<Rid>, LayerTiming>,
     last_keyframe_request: HashMap<Option<Rid>, Instant>,
+}
+
+/// When a layer last carried a frame, and its usual gap between frames.
+#[derive(Debug, Clone, Copy)]
+struct LayerTiming {
+    last: Instant,
+    mean_gap: Duration,
+}
+
+/// A layer is taken for stopped after this many of its usual frame gaps without a frame...
+const STOPPED_AFTER_GAPS: u32 = 4;
+/// ...but not sooner than this (a late frame is not a stopped layer)...
+const STOPPED_AFTER_AT_LEAST: Duration = Duration::from_millis(400);
+/// ...and not later than this (a publisher that drops a layer, for its bandwidth or CPU, leaves
+/// the subscribers on it without a picture until the next layer takes over).
+const STOPPED_AFTER_AT_MOST: Duration = Duration::from_millis(1500);
+
+impl LayerTiming {
+    fn stopped_after(&self) -> Duration {
+        (self.mean_gap * STOPPED_AFTER_GAPS).clamp(STOPPED_AFTER_AT_LEAST, STOPPED_AFTER_AT_MOST)
+    }
 }
 
 impl PublishedTrack {
@@ -120,18 +141,28 @@ impl PublishedTrack {
                 self.rids.push(r);
             }
         }
-        self.layer_seen.insert(rid, at);
+        let timing = self.layer_seen.entry(rid).or_insert(LayerTiming {
+            last: at,
+            // Until measured: 15 fps.
+            mean_gap: Duration::from_millis(66),
+        });
+        // A moving average of the gap (1/8 new), a long pause counted as the longest wait.
+        let gap = at
+            .saturating_duration_since(timing.last)
+            .min(STOPPED_AFTER_AT_MOST);
+        timing.mean_gap = (timing.mean_gap * 7 + gap) / 8;
+        timing.last = at;
     }
 
-    /// Layers that carried media in the last 1.5 s.
+    /// Layers still being sent: each carried a frame within a few of its usual frame gaps.
     pub fn active_rids(&self, now: Instant) -> Vec<Rid> {
         self.rids
             .iter()
             .copied()
             .filter(|r| {
-                self.layer_seen.get(&Some(*r)).is_some_and(|t| {
-                    now.saturating_duration_since(*t) < Duration::from_millis(1500)
-                })
+                self.layer_seen
+                    .get(&Some(*r))
+                    .is_some_and(|t| now.saturating_duration_since(t.last) < t.stopped_after())
             })
             .collect()
     }
@@ -822,4 +853,81 @@ pub fn h264_is_keyframe(frame: &[u8]) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video_track() -> PublishedTrack {
+        let request = lk::AddTrackRequest {
+            r#type: lk::TrackType::Video as i32,
+            ..Default::default()
+        };
+        PublishedTrack::from_request(&request, "TR_test".into())
+    }
+
+    /// Feeds `frames` frames of layer `rid` at `fps` from `start`; returns when the last came.
+    fn feed(
+        track: &mut PublishedTrack,
+        rid: &str,
+        fps: u64,
+        frames: u64,
+        start: Instant,
+    ) -> Instant {
+        let gap = Duration::from_millis(1000 / fps);
+        let mut at = start;
+        for i in 0..frames {
+            at = start + gap * i as u32;
+            track.saw_layer(Some(Rid::from(rid)), false, at);
+        }
+        at
+    }
+
+    #[test]
+    fn a_layer_that_stops_at_30_fps_is_dropped_within_half_a_second() {
+        let mut track = video_track();
+        let start = Instant::now();
+        let last_f = feed(&mut track, "f", 30, 60, start);
+        let last_q = feed(&mut track, "q", 30, 90, start);
+        assert!(last_q > last_f);
+        // 300 ms after its last frame: late, not stopped.
+        assert_eq!(
+            track.active_rids(last_f + Duration::from_millis(300)),
+            vec![Rid::from("f"), Rid::from("q")]
+        );
+        // 500 ms after: stopped, while q goes on.
+        assert_eq!(
+            track.active_rids(last_f + Duration::from_millis(500)),
+            vec![Rid::from("q")]
+        );
+    }
+
+    #[test]
+    fn a_slow_layer_is_given_a_few_of_its_own_gaps() {
+        let mut track = video_track();
+        let start = Instant::now();
+        let last = feed(&mut track, "q", 5, 40, start);
+        // 600 ms is three of its 200 ms gaps: still sending.
+        assert_eq!(
+            track.active_rids(last + Duration::from_millis(600)),
+            vec![Rid::from("q")]
+        );
+        assert!(track
+            .active_rids(last + Duration::from_millis(900))
+            .is_empty());
+    }
+
+    #[test]
+    fn no_layer_waits_longer_than_the_cap() {
+        let mut track = video_track();
+        let start = Instant::now();
+        // One frame every 2 s: the gap counts as 1.5 s at most, the wait as 1.5 s at most.
+        let last = feed(&mut track, "h", 1, 1, start);
+        track.saw_layer(Some(Rid::from("h")), false, last + Duration::from_secs(2));
+        let last = last + Duration::from_secs(2);
+        assert!(track
+            .active_rids(last + Duration::from_millis(1500))
+            .is_empty());
+    }
 }
