@@ -80,7 +80,7 @@ impl MediaSink for PageSink {
     }
 }
 
-async fn media(session: &SessionHandle) -> Result<CallMedia, CommandError> {
+pub(crate) async fn media(session: &SessionHandle) -> Result<CallMedia, CommandError> {
     session
         .call_media()
         .await
@@ -89,7 +89,13 @@ async fn media(session: &SessionHandle) -> Result<CallMedia, CommandError> {
 
 impl From<CallMediaError> for CommandError {
     fn from(e: CallMediaError) -> Self {
-        CommandError::Device(e.to_string())
+        match e {
+            CallMediaError::Device(message) => CommandError::Device(message),
+            other => CommandError::Media {
+                code: other.code(),
+                message: other.to_string(),
+            },
+        }
     }
 }
 

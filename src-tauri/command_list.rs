@@ -41,6 +41,10 @@ macro_rules! app_commands {
             call_media::call_media_stats,
             call_media::decode_video_in_rust,
             call_media::set_audio_processing,
+            sharing::share_sources,
+            sharing::share_thumbnail,
+            sharing::start_share,
+            sharing::stop_share,
             hosting::start_hosting,
             hosting::stop_hosting,
         }

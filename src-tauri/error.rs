@@ -18,6 +18,9 @@ pub enum CommandError {
     /// confab-session's one catalogue.
     #[error("{message}")]
     Session { code: &'static str, message: String },
+    /// The call's media (screen sharing): `code` from confab-call's errors.
+    #[error("{message}")]
+    Media { code: &'static str, message: String },
 }
 
 impl From<confab_session::SessionError> for CommandError {
@@ -37,6 +40,7 @@ impl CommandError {
             CommandError::Io(_) => "io_failed",
             CommandError::Device(_) => "device_unavailable",
             CommandError::Session { code, .. } => code,
+            CommandError::Media { code, .. } => code,
         }
     }
 }

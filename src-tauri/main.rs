@@ -16,6 +16,7 @@ mod hosting;
 mod links;
 mod local_mode;
 mod session;
+mod sharing;
 mod shell;
 
 use tauri::Manager;

@@ -111,6 +111,11 @@ export const callMediaStats = () => invoke('call_media_stats');
 export const decodeVideoInRust = (enabled) => invoke('decode_video_in_rust', { enabled });
 /** Echo cancellation, noise suppression and gain control, for this call and the next. */
 export const setAudioProcessing = (enabled) => invoke('set_audio_processing', { enabled });
+// Screen sharing: what can be shared, a picture of one (8 bytes of size, then RGBA), start, stop.
+export const shareSources = () => invoke('share_sources');
+export const shareThumbnail = (sourceId, width, height) => invoke('share_thumbnail', { sourceId, width, height });
+export const startShare = (sourceId, title) => invoke('start_share', { sourceId, title });
+export const stopShare = () => invoke('stop_share');
 
 // Raw channel bodies come as an ArrayBuffer in Tauri 2, but older releases and other paths have
 // given typed arrays or plain arrays of numbers; JSON bodies come parsed (or, defensively, as text).

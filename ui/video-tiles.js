@@ -306,6 +306,7 @@ export class TileStage {
           this.#intersect.observe(tile.el);
         }
       }
+      tile.el.dataset.kind = model.kind ?? 'camera';
       tile.show(model, model.identity === pinned);
       if (!tile.self) this.#setTrack(tile, model.video);
     }

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 
 import { inOwnNetwork as inNetwork, runInOwnNetwork as runInNetwork } from '../interop/netns.mjs';
 import { connected, onScreen } from './flows.mjs';
-import { appProcesses, repoRoot, waitFor } from './webdriver.mjs';
+import { appProcesses, repoRoot, waitFor, withApp } from './webdriver.mjs';
 
 const run = promisify(execFile);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -468,3 +468,28 @@ export async function newAppPid(before) {
 }
 
 export { sleep };
+
+/** Signs `app` in as `user` with the fake camera and the tone microphone picked. */
+export async function signInForVideo(app, coordinator, user, name) {
+  await signInStream(app, coordinator, user, name);
+  await pick(app, 'pick-camera', { value: 'fake:camera:test-pattern' });
+  await pick(app, 'pick-microphone', { value: 'fake:microphone:tone' });
+}
+
+/**
+ * Alice (app A) and Bob (app B) in call `callId`, each drawing the other's camera; then
+ * `body(a, b)`. Each window's last screen goes to target/e2e/`shot`-{a,b}-end.png.
+ */
+export async function aliceAndBob(t, coordinator, callId, body, shot) {
+  await withApp(t, async (a) => {
+    await signInForVideo(a, coordinator, 'alice', 'Alice Anders');
+    await joinCall(a, callId);
+    await withApp(t, async (b) => {
+      await signInForVideo(b, coordinator, 'bob', 'Bob Berg');
+      await joinCall(b, callId);
+      await waitForFrames(a, 'bob');
+      await waitForFrames(b, 'alice');
+      await body(a, b);
+    }, { shot: `${shot}-b-end` });
+  }, { shot: `${shot}-a-end` });
+}

@@ -26,9 +26,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  ChromeDriver, Coordinator, Probe, browserLog, chooseDevices, describeSound, inOwnNetwork, inPage,
+  ChromeDriver, Coordinator, Probe, aliceAndBob, browserLog, chooseDevices, describeSound, inOwnNetwork, inPage,
   interopPageRoutes, inViewport, redact, joinCall, leaveCallRest, listen, nullSink, patternProblem, pick, runInOwnNetwork,
-  sampleTile, servePage, signInStream, sleep, tileOf, tiles, waitForFrames,
+  sampleTile, servePage, signInForVideo, signInStream, sleep, tileOf, tiles, waitForFrames,
 } from './call-helpers.mjs';
 import { onScreen } from './flows.mjs';
 import { waitFor, withApp } from './webdriver.mjs';
@@ -340,30 +340,6 @@ const keepConsole = (app) => app.evalAsync(`
   }
   return true;`);
 const consoleLog = (app) => app.evalAsync('return window.__consoleLog ?? [];');
-
-async function signInForVideo(app, coordinator, user, name) {
-  await signInStream(app, coordinator, user, name);
-  await pick(app, 'pick-camera', { value: 'fake:camera:test-pattern' });
-  await pick(app, 'pick-microphone', { value: 'fake:microphone:tone' });
-}
-
-/**
- * Alice (app A) and Bob (app B) in call `callId`, each drawing the other's camera; then
- * `body(a, b)`. Each window's last screen goes to target/e2e/`shot`-{a,b}-end.png.
- */
-async function aliceAndBob(t, coordinator, callId, body, shot) {
-  await withApp(t, async (a) => {
-    await signInForVideo(a, coordinator, 'alice', 'Alice Anders');
-    await joinCall(a, callId);
-    await withApp(t, async (b) => {
-      await signInForVideo(b, coordinator, 'bob', 'Bob Berg');
-      await joinCall(b, callId);
-      await waitForFrames(a, 'bob');
-      await waitForFrames(b, 'alice');
-      await body(a, b);
-    }, { shot: `${shot}-b-end` });
-  }, { shot: `${shot}-a-end` });
-}
 
 // B joins, leaves and joins again (as after a dropped connection or a wrong click) while A
 // stays: A must show B's camera again, as it did the first time.

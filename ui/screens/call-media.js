@@ -11,6 +11,7 @@ import { setIcon } from '../icons.js';
 import { state } from '../state.js';
 import { needsDecodeInRust } from '../video-decoder.js';
 import { TileStage } from '../video-tiles.js';
+import * as sharePicker from './share.js';
 
 const UNSUPPORTED = "Media on Stream's service isn't supported yet: you're in the call without audio or video.";
 const CAMERA_STOPPED = 'Your camera stopped: camera off for everyone';
@@ -55,6 +56,10 @@ export function setup() {
   setIcon($('toggle-people'), 'people');
   $('toggle-mic').addEventListener('click', toggleMic);
   $('toggle-camera').addEventListener('click', toggleCamera);
+  setIcon($('toggle-share'), 'share');
+  $('toggle-share').addEventListener('click', toggleShare);
+  $('stop-share').addEventListener('click', () => command(() => bridge.stopShare()));
+  sharePicker.setup((source) => command(() => bridge.startShare(source.id, source.title)));
   $('layout-toggle').addEventListener('click', () => {
     layout = layout === 'grid' ? 'speaker' : 'grid';
     render();
@@ -118,6 +123,7 @@ export function stop() {
   // Your tile holds the lobby's preview canvas: it goes home before the tile does.
   if ($('call-grid').contains($('preview'))) $('preview-home').append($('preview'));
   stage.clear();
+  sharePicker.close();
   closeDevicesMenu();
   stats.close();
 }
@@ -210,6 +216,23 @@ function tileModels() {
       video: p.video ?? null,
     });
   }
+  // Each shared screen gets a tile of its own, after its sharer's.
+  for (const p of media?.participants ?? []) {
+    if (!p.screen) continue;
+    const name = p.name || nameOf(p.identity);
+    models.push({
+      identity: screenTileKey(p.identity),
+      kind: 'screen',
+      sharer: p.identity,
+      self: false,
+      name: `${name}'s screen`,
+      speaking: false,
+      quality: p.quality ?? null,
+      micMuted: true,
+      cameraOff: Boolean(p.screen.muted),
+      video: p.screen,
+    });
+  }
   for (const p of people) {
     if (seen.has(p.user_id)) continue;
     seen.add(p.user_id);
@@ -227,11 +250,18 @@ function tileModels() {
   return models;
 }
 
-// The large spot: the pinned tile; in the speaker layout, whoever speaks (other than you; the
-// last one stays while you talk), else the first other person, else you.
+// A shared screen's tile key: no user id has a '#'... and if one did, the tile would still be
+// told apart by its kind.
+const screenTileKey = (identity) => `${identity}#screen`;
+
+// The large spot: the pinned tile; a shared screen (the newest); in the speaker layout,
+// whoever speaks (other than you; the last one stays while you talk), else the first other
+// person, else you.
 function focusOf(models) {
   const present = (identity) => identity && models.some((m) => m.identity === identity);
   if (present(pinned)) return pinned;
+  const screens = models.filter((m) => m.kind === 'screen');
+  if (screens.length) return screens.at(-1).identity;
   if (layout !== 'speaker') return null;
   const dominant = media?.dominant_speaker;
   if (present(dominant) && dominant !== selfIdentity()) lastSpeaker = dominant;
@@ -265,6 +295,17 @@ function renderControls() {
   camera.title = `${cameraOn ? 'Turn camera off' : 'Turn camera on'} (Ctrl+E)`;
   setIcon(camera, cameraOn ? 'camera' : 'camera-off');
   $('call-devices-button').disabled = !usable;
+  // Sharing: for those whose capabilities in this call allow it.
+  const share = $('toggle-share');
+  const sharing = local?.sharing ?? null;
+  share.hidden = !state.call?.can_share_screen;
+  share.disabled = !usable || media?.media !== 'connected';
+  share.setAttribute('aria-pressed', String(Boolean(sharing)));
+  share.setAttribute('aria-label', sharing ? 'Stop sharing your screen' : 'Share your screen');
+  share.title = `${sharing ? 'Stop sharing' : 'Share your screen'} (Ctrl+Shift+E)`;
+  setIcon(share, sharing ? 'share-stop' : 'share');
+  $('sharing-banner').hidden = !sharing;
+  $('sharing-text').textContent = sharing ? `You are sharing “${sharing}”` : '';
   if (!usable) closeDevicesMenu();
   const toggle = $('layout-toggle');
   toggle.setAttribute('aria-pressed', String(layout === 'speaker'));
@@ -315,6 +356,7 @@ function renderStatus() {
     lines.push(local.camera_error.startsWith('Your camera') ? local.camera_error : `${CAMERA_STOPPED} (${local.camera_error})`);
   }
   if (local?.microphone_error && local.microphone_error !== message) lines.push(local.microphone_error);
+  if (local?.share_error) lines.push(local.share_error);
   if (commandError) lines.push(commandError);
   out.replaceChildren(...lines.map((line) => {
     const span = document.createElement('span');
@@ -323,7 +365,7 @@ function renderStatus() {
   }));
   out.hidden = lines.length === 0;
   out.dataset.state = mediaState;
-  out.dataset.fault = String(Boolean(message || local?.camera_error || local?.microphone_error || commandError
+  out.dataset.fault = String(Boolean(message || local?.camera_error || local?.microphone_error || local?.share_error || commandError
     || mediaState === 'failed'));
   out.title = mediaState === 'unsupported' && media?.message ? media.message : '';
 }
@@ -358,15 +400,29 @@ function toggleCamera() {
   return command(() => bridge.setCameraEnabled(!media.local.camera_enabled));
 }
 
+function toggleShare() {
+  const share = $('toggle-share');
+  if (share.disabled || share.hidden) return;
+  if (media?.local?.sharing) return command(() => bridge.stopShare());
+  return sharePicker.open();
+}
+
 function togglePin(identity) {
   pinned = pinned === identity ? null : identity;
   render();
 }
 
-// Ctrl+D and Ctrl+E, as in Meet; not while typing (a field keeps its own shortcuts).
+// Ctrl+D and Ctrl+E, as in Meet, and Ctrl+Shift+E to share; not while typing (a field keeps
+// its own shortcuts).
 function onShortcut(e) {
-  if (state.screen !== 'call' || e.altKey || e.shiftKey || !(e.ctrlKey || e.metaKey)) return;
+  if (state.screen !== 'call' || e.altKey || !(e.ctrlKey || e.metaKey)) return;
   const key = e.key.toLowerCase();
+  if (e.shiftKey) {
+    if (key !== 'e' || e.repeat) return;
+    e.preventDefault();
+    toggleShare();
+    return;
+  }
   if (key !== 'd' && key !== 'e') return;
   if (e.target instanceof Element && e.target.closest('input, textarea, select, [contenteditable]:not([contenteditable="false"])')) return;
   e.preventDefault();

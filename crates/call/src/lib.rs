@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod frames;
 pub mod rust_decode;
+pub mod screen;
 pub mod video;
 mod view;
 
@@ -107,6 +108,25 @@ pub enum CallMediaError {
     Device(String),
     #[error("the call's media has ended")]
     Ended,
+    #[error("{0}")]
+    Share(#[from] confab_screen::ScreenError),
+    #[error("sharing starts once the call's media is connected")]
+    NotConnected,
+    #[error("your screen could not be shared: {0}")]
+    ShareRefused(String),
+}
+
+impl CallMediaError {
+    /// A stable code for the page.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallMediaError::Device(_) => "device_unavailable",
+            CallMediaError::Ended => "call_media_ended",
+            CallMediaError::Share(e) => e.code(),
+            CallMediaError::NotConnected => "not_connected",
+            CallMediaError::ShareRefused(_) => "share_refused",
+        }
+    }
 }
 
 enum Command {
@@ -118,6 +138,13 @@ enum Command {
         height: u32,
     },
     KeyframeWanted(String),
+    StartShare {
+        source_id: String,
+        title: String,
+        reply: oneshot::Sender<Result<MediaView, CallMediaError>>,
+    },
+    StopShare(oneshot::Sender<MediaView>),
+    ShareStats(oneshot::Sender<Option<screen::ShareStats>>),
     Switch(
         DeviceRole,
         String,
@@ -134,6 +161,7 @@ enum Command {
 /// What the task's own helpers (the camera's thread, the audio engine) report.
 enum Internal {
     CameraStopped(CameraStopped),
+    ShareStopped(screen::ShareStopped),
     Audio(AudioFault),
     AudioStarted(Result<AudioEngine, audio::AudioError>),
     /// A microphone switch finished: `None` when it worked, else why not.
@@ -228,6 +256,34 @@ impl CallMedia {
             .await;
     }
 
+    /// Shares a screen or window (an id from confab-screen's list) as a second video track,
+    /// marked as a screen share; `title` is what your own view calls it.
+    pub async fn start_share(
+        &self,
+        source_id: &str,
+        title: &str,
+    ) -> Result<MediaView, CallMediaError> {
+        self.ask(|reply| Command::StartShare {
+            source_id: source_id.to_owned(),
+            title: title.to_owned(),
+            reply,
+        })
+        .await
+        .unwrap_or(Err(CallMediaError::Ended))
+    }
+
+    /// Stops sharing: the others' tile of it goes.
+    pub async fn stop_share(&self) -> Result<MediaView, CallMediaError> {
+        self.ask(Command::StopShare)
+            .await
+            .ok_or(CallMediaError::Ended)
+    }
+
+    /// Figures of the running share, if any (benchmarks).
+    pub async fn share_stats(&self) -> Option<screen::ShareStats> {
+        self.ask(Command::ShareStats).await.flatten()
+    }
+
     /// Changes a device during the call.
     pub async fn switch_device(&self, role: DeviceRole, key: &str) -> Result<(), CallMediaError> {
         self.ask(|r| Command::Switch(role, key.to_owned(), r))
@@ -288,6 +344,10 @@ struct Media {
     audio_track_slot: Arc<Mutex<Option<LocalTrack>>>,
     video_track: Option<LocalTrack>,
     camera: Option<CameraSender>,
+    /// The shared screen: its sender and track, and what to share again after a rejoin.
+    screen: Option<screen::ScreenSender>,
+    screen_track: Option<LocalTrack>,
+    share_choice: Option<(String, String)>,
     /// Remote videos shown at a size (absent: not told yet, so sent).
     video_sizes: HashMap<String, (u32, u32)>,
     incoming: HashMap<String, IncomingVideo>,
@@ -313,6 +373,9 @@ async fn run(
         audio_track_slot: Arc::default(),
         video_track: None,
         camera: None,
+        screen: None,
+        screen_track: None,
+        share_choice: None,
         video_sizes: HashMap::new(),
         incoming: HashMap::new(),
         bandwidth_bps: None,
@@ -532,7 +595,68 @@ impl Media {
         if self.view.local.camera_enabled && self.camera.is_none() {
             self.start_camera();
         }
+        if let (Some((source_id, title)), None) = (self.share_choice.clone(), &self.screen) {
+            if let Err(e) = self.start_share(session, &source_id, &title).await {
+                self.share_stopped(format!("Sharing stopped: {e}"));
+            }
+        }
         self.publish();
+    }
+
+    async fn start_share(
+        &mut self,
+        session: &CallSession,
+        source_id: &str,
+        title: &str,
+    ) -> Result<(), CallMediaError> {
+        self.stop_share().await;
+        let id = source_id.to_owned();
+        let opened = tokio::task::spawn_blocking(move || screen::open_capture(&id))
+            .await
+            .map_err(|e| CallMediaError::ShareRefused(e.to_string()))??;
+        let (width, height) = opened.size();
+        let track = session
+            .publish(screen::share_track_spec(width, height))
+            .await
+            .map_err(|e| CallMediaError::ShareRefused(e.to_string()))?;
+        let internal = self.internal.clone();
+        let stopped = Box::new(move |why| {
+            let _ = internal.send(Internal::ShareStopped(why));
+        });
+        match screen::ScreenSender::start(opened, track.clone(), stopped) {
+            Ok(sender) => {
+                self.screen = Some(sender);
+                self.screen_track = Some(track);
+                self.share_choice = Some((source_id.to_owned(), title.to_owned()));
+                self.view.local.sharing = Some(title.to_owned());
+                self.view.local.share_error = None;
+                Ok(())
+            }
+            Err(e) => {
+                track.unpublish().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn stop_share(&mut self) {
+        self.screen = None;
+        self.share_choice = None;
+        self.view.local.sharing = None;
+        if let Some(track) = self.screen_track.take() {
+            track.unpublish().await;
+        }
+    }
+
+    /// The share stopped by itself: the others are told (its track goes), and you are.
+    fn share_stopped(&mut self, message: String) {
+        self.screen = None;
+        self.share_choice = None;
+        self.view.local.sharing = None;
+        self.view.local.share_error = Some(message);
+        if let Some(track) = self.screen_track.take() {
+            tokio::spawn(async move { track.unpublish().await });
+        }
     }
 
     fn start_camera(&mut self) {
@@ -571,6 +695,7 @@ impl Media {
 
     fn drop_devices(&mut self) {
         self.camera = None;
+        self.screen = None;
         if let Some(audio) = self.audio.take() {
             // Closing a PulseAudio stream can take a second.
             tokio::task::spawn_blocking(move || drop(audio));
@@ -581,6 +706,9 @@ impl Media {
     fn lost_session(&mut self) {
         self.camera = None;
         self.video_track = None;
+        // Shared again (share_choice) once a new session is joined.
+        self.screen = None;
+        self.screen_track = None;
         *self
             .audio_track_slot
             .lock()
@@ -672,6 +800,29 @@ impl Media {
                     }
                     session.set_video_size(&track_sid, width, height).await;
                 }
+            }
+            Command::StartShare {
+                source_id,
+                title,
+                reply,
+            } => {
+                let result = match session {
+                    None => Err(CallMediaError::NotConnected),
+                    Some(session) => self.start_share(session, &source_id, &title).await,
+                };
+                if let Err(e) = &result {
+                    tracing::info!(target: "confab::call", error = %e, "screen sharing did not start");
+                }
+                self.publish();
+                let _ = reply.send(result.map(|()| self.view.clone()));
+            }
+            Command::StopShare(reply) => {
+                self.stop_share().await;
+                self.publish();
+                let _ = reply.send(self.view.clone());
+            }
+            Command::ShareStats(reply) => {
+                let _ = reply.send(self.screen.as_ref().map(|s| s.stats()));
             }
             Command::KeyframeWanted(track_sid) => {
                 if let Some(session) = session {
@@ -768,6 +919,15 @@ impl Media {
                 self.camera_failed("Your camera stopped: it is off for everyone.".to_owned());
             }
             Internal::CameraStopped(CameraStopped::SessionEnded) => self.camera = None,
+            Internal::ShareStopped(screen::ShareStopped::SourceClosed) => {
+                tracing::info!(target: "confab::call", "the shared window was closed");
+                self.share_stopped("The shared window was closed: sharing stopped.".to_owned());
+            }
+            Internal::ShareStopped(screen::ShareStopped::Failed(reason)) => {
+                tracing::warn!(target: "confab::call", %reason, "screen sharing failed");
+                self.share_stopped(format!("Sharing stopped: {reason}"));
+            }
+            Internal::ShareStopped(screen::ShareStopped::SessionEnded) => self.screen = None,
             Internal::Audio(fault) => {
                 tracing::warn!(target: "confab::call", ?fault, "call audio device fault");
                 self.view.message = Some(fault.to_string());
@@ -826,6 +986,7 @@ impl Media {
                     quality: "excellent",
                     audio: None,
                     video: None,
+                    screen: None,
                 };
                 for track in &p.tracks {
                     set_track(&mut view, track);
@@ -858,6 +1019,9 @@ impl Media {
                     if p.video.as_ref().is_some_and(|v| v.track_sid == track_sid) {
                         p.video = None;
                     }
+                    if p.screen.as_ref().is_some_and(|v| v.track_sid == track_sid) {
+                        p.screen = None;
+                    }
                 }
                 self.incoming.remove(&track_sid);
                 self.video_sizes.remove(&track_sid);
@@ -872,6 +1036,9 @@ impl Media {
                         a.muted = muted;
                     }
                     if let Some(v) = p.video.as_mut().filter(|v| v.track_sid == track_sid) {
+                        v.muted = muted;
+                    }
+                    if let Some(v) = p.screen.as_mut().filter(|v| v.track_sid == track_sid) {
                         v.muted = muted;
                     }
                 }
@@ -898,9 +1065,17 @@ impl Media {
             }
             CallEvent::KeyframeRequested { track_sid, rid } => {
                 // Audio has no keyframes: a request not for the microphone's track is for
-                // the camera, the only video published.
+                // the screen share's or the camera's.
                 let audio = self.audio_track().is_some_and(|t| t.sid() == track_sid);
-                if let (false, Some(camera)) = (audio, &self.camera) {
+                let shared = self
+                    .screen_track
+                    .as_ref()
+                    .is_some_and(|t| t.sid() == track_sid);
+                if shared {
+                    if let Some(screen) = &self.screen {
+                        screen.request_keyframe();
+                    }
+                } else if let (false, Some(camera)) = (audio, &self.camera) {
                     camera.request_keyframe(rid.as_deref());
                 }
             }
@@ -908,7 +1083,15 @@ impl Media {
                 tracing::debug!(target: "confab::call", bps, "send bandwidth estimate");
                 self.bandwidth_bps = Some(bps);
                 if let Some(camera) = &self.camera {
-                    camera.set_budget(bps);
+                    // A screen being shared comes first: the camera's layers fit what is left.
+                    let share = self.screen_track.as_ref().map_or(0, |_| {
+                        let (w, h) = (
+                            screen::SHARE_SETTINGS.max_width,
+                            screen::SHARE_SETTINGS.max_height,
+                        );
+                        u64::from(screen::share_bitrate(w, h))
+                    });
+                    camera.set_budget(bps.saturating_sub(share).max(1));
                 }
             }
             CallEvent::Reconnecting { attempt, retry_in } => {
@@ -1013,10 +1196,9 @@ impl Media {
                     .is_some_and(|a| a.track_sid == track.track_sid)
                 {
                     Some((p, false))
-                } else if p
-                    .video
-                    .as_ref()
-                    .is_some_and(|v| v.track_sid == track.track_sid)
+                } else if [&p.video, &p.screen]
+                    .iter()
+                    .any(|v| v.as_ref().is_some_and(|v| v.track_sid == track.track_sid))
                 {
                     Some((p, true))
                 } else {
@@ -1026,6 +1208,13 @@ impl Media {
             let (identity, kind, codec, size, fps) = if track.outgoing {
                 if audio_out {
                     (own.clone(), "audio", "audio/opus".to_owned(), None, None)
+                } else if self
+                    .screen_track
+                    .as_ref()
+                    .is_some_and(|t| t.sid() == track.track_sid)
+                {
+                    let fps = Some(screen::SHARE_SETTINGS.fps as f32);
+                    (own.clone(), "video", "video/H264".to_owned(), None, fps)
                 } else {
                     let layer = layers.iter().find(|l| Some(&l.rid) == track.rid.as_ref());
                     let fps = self
@@ -1054,8 +1243,9 @@ impl Media {
                         (
                             p.identity.clone(),
                             "video",
-                            p.video
-                                .as_ref()
+                            [&p.video, &p.screen]
+                                .iter()
+                                .find_map(|v| v.as_ref().filter(|v| v.track_sid == track.track_sid))
                                 .map(|v| v.codec.clone())
                                 .unwrap_or_default(),
                             incoming.and_then(|i| i.size),
@@ -1098,11 +1288,20 @@ fn quality_name(quality: ConnectionQuality) -> &'static str {
     }
 }
 
-/// Files a remote track under its participant: the microphone as audio, the camera as video.
-/// (Screen shares come with #17.)
+/// Files a remote track under its participant: the microphone as audio, the camera as video,
+/// a shared screen as screen (its sound, if a browser shares one, is not played yet).
 fn set_track(view: &mut ParticipantView, track: &RemoteTrack) {
     let screen = track.source.to_ascii_lowercase().contains("screen");
     if screen {
+        if track.kind == MediaKind::Video {
+            view.screen = Some(VideoTrackView {
+                track_sid: track.sid.clone(),
+                muted: track.muted,
+                codec: track.mime.clone(),
+                width: track.width,
+                height: track.height,
+            });
+        }
         return;
     }
     match track.kind {

@@ -26,6 +26,10 @@ pub struct LocalView {
     pub speaking_while_muted: bool,
     pub camera_error: Option<String>,
     pub microphone_error: Option<String>,
+    /// What you are sharing (its title), while you share.
+    pub sharing: Option<String>,
+    /// Why sharing stopped by itself, or could not go on.
+    pub share_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,6 +58,8 @@ pub struct ParticipantView {
     pub quality: &'static str,
     pub audio: Option<AudioTrackView>,
     pub video: Option<VideoTrackView>,
+    /// A screen or window this participant shares.
+    pub screen: Option<VideoTrackView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,6 +93,8 @@ impl MediaView {
                 speaking_while_muted: false,
                 camera_error: None,
                 microphone_error: None,
+                sharing: None,
+                share_error: None,
             },
             participants: Vec::new(),
             dominant_speaker: None,

@@ -377,3 +377,110 @@ async fn a_camera_that_fails_is_off_for_everyone_and_rust_decoding_sends_picture
     alice.stop().await;
     bob.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an X server (DISPLAY): the test session (scripts/test-session.sh under xvfb-run) gives one"]
+async fn a_shared_window_reaches_the_other_app_and_stopping_or_closing_it_takes_it_away() {
+    use confab_screen::pattern_window::PatternWindow;
+    let sfu = start_sfu().await;
+    let (alice, bob, alice_page, _) = alice_sees_bob(&sfu).await;
+    let window = PatternWindow::open("Shared by bob", 960, 540, Duration::from_secs(60))
+        .expect("the pattern window opens");
+    // The server maps the window a moment after it is made.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let view = bob
+        .start_share(&window.source_id(), "Shared by bob")
+        .await
+        .expect("sharing starts");
+    assert_eq!(view.local.sharing.as_deref(), Some("Shared by bob"));
+
+    // Alice sees it as Bob's screen, and gets its frames: H.264 keyframes of the window's size.
+    let screen = until(
+        "bob's screen in alice's view",
+        Duration::from_secs(10),
+        || {
+            alice
+                .view()
+                .participants
+                .iter()
+                .find(|p| p.identity == "bob")?
+                .screen
+                .clone()
+        },
+    )
+    .await;
+    alice.set_video_view(&screen.track_sid, 960, 540).await;
+    until(
+        "a 960x540 keyframe of the screen",
+        Duration::from_secs(5),
+        || {
+            let frames = alice_page.frames.lock().unwrap();
+            frames.iter().find_map(|(_, m)| {
+                let keyframe = m[2] & 1 == 1;
+                let size = frame_size::h264_size(&m[16 + m[3] as usize..]);
+                (track_sid_of(m) == screen.track_sid && keyframe && size == Some((960, 540)))
+                    .then_some(())
+            })
+        },
+    )
+    .await;
+    let stats = bob.share_stats().await.expect("share figures");
+    assert!(stats.frames_sent > 0, "{stats:?}");
+
+    // Bob stops: the screen leaves Alice's view.
+    let view = bob.stop_share().await.expect("stops");
+    assert_eq!(view.local.sharing, None);
+    until(
+        "bob's screen gone from alice's view",
+        Duration::from_secs(5),
+        || {
+            let view = alice.view();
+            let bob = view.participants.iter().find(|p| p.identity == "bob")?;
+            bob.screen.is_none().then_some(())
+        },
+    )
+    .await;
+
+    // Shared again, then the window closes: Bob is told, and it leaves Alice's view.
+    bob.start_share(&window.source_id(), "Shared by bob")
+        .await
+        .expect("sharing starts again");
+    until("bob's screen back", Duration::from_secs(10), || {
+        let view = alice.view();
+        view.participants
+            .iter()
+            .find(|p| p.identity == "bob")?
+            .screen
+            .as_ref()
+            .map(|_| ())
+    })
+    .await;
+    drop(window);
+    until("bob told the window closed", Duration::from_secs(5), || {
+        let view = bob.view();
+        (view.local.sharing.is_none() && view.local.share_error.is_some()).then_some(())
+    })
+    .await;
+    assert!(bob
+        .view()
+        .local
+        .share_error
+        .unwrap()
+        .contains("window was closed"));
+    until(
+        "the closed window gone from alice's view",
+        Duration::from_secs(5),
+        || {
+            let view = alice.view();
+            let bob = view.participants.iter().find(|p| p.identity == "bob")?;
+            bob.screen.is_none().then_some(())
+        },
+    )
+    .await;
+
+    // A source that is not there is refused with a clear error, and nothing is published.
+    let err = bob.start_share("x11:window:0x7", "gone").await.unwrap_err();
+    assert_eq!(err.code(), "source_gone", "{err}");
+    alice.stop().await;
+    bob.stop().await;
+}

@@ -159,6 +159,49 @@ async fn mute_unmute_and_leave_reach_the_others_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_video_track_marked_as_a_screen_share_comes_and_goes() {
+    use confab_client::media::{TrackSource, TrackSpec, VideoCodec};
+    let sfu = start_sfu().await;
+    let ada = join(&sfu, "default:share", "ada").await;
+    let mut bob = join(&sfu, "default:share", "bob").await;
+    let (camera, _audio) = publish_av(&ada).await;
+    let mut spec = TrackSpec::camera(VideoCodec::H264, 1280, 720);
+    spec.name = "screen".into();
+    spec.source = TrackSource::ScreenShare;
+    let screen = ada
+        .publish(spec)
+        .await
+        .expect("the screen share is published");
+    let published = expect_event(&mut bob, Duration::from_secs(5), "ada's screen", |e| {
+        matches!(e, CallEvent::TrackPublished { identity, track } if identity == "ada" && track.source == "screen_share")
+    })
+    .await;
+    let CallEvent::TrackPublished { track, .. } = published else {
+        unreachable!()
+    };
+    assert_eq!(track.kind, MediaKind::Video);
+    let screen_sid = screen.sid().to_owned();
+    assert_eq!(track.sid, screen_sid);
+    screen.unpublish().await;
+    expect_event(&mut bob, Duration::from_secs(3), "ada's screen gone", |e| {
+        matches!(e, CallEvent::TrackUnpublished { identity, track_sid } if identity == "ada" && *track_sid == screen_sid)
+    })
+    .await;
+    // The camera stays.
+    let left: Vec<String> = bob
+        .participants()
+        .await
+        .into_iter()
+        .filter(|p| p.identity == "ada")
+        .flat_map(|p| p.tracks.into_iter().map(|t| t.sid))
+        .collect();
+    assert!(left.contains(&camera.sid().to_owned()), "{left:?}");
+    assert!(!left.contains(&screen_sid));
+    ada.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loud_microphone_makes_its_owner_the_speaker_and_silence_ends_it() {
     let sfu = start_sfu().await;
     let ada = join(&sfu, "default:talk", "ada").await;

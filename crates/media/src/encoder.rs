@@ -1,10 +1,10 @@
-//! H.264 encoding of RGBA frames with OpenH264.
+//! H.264 encoding of RGBA (camera) and BGRX (screen) frames with OpenH264.
 
 use openh264::encoder::{
     BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
     UsageType,
 };
-use openh264::formats::{RgbaSliceU8, YUVBuffer};
+use openh264::formats::{BgraSliceU8, RgbaSliceU8, YUVBuffer};
 use openh264::OpenH264API;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,15 +59,42 @@ pub struct H264Encoder {
     height: u32,
 }
 
+/// The order of a pixel's 4 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelOrder {
+    Rgba,
+    /// As an X server on a little-endian machine hands out pixels (the 4th byte unused).
+    Bgrx,
+}
+
 impl H264Encoder {
-    /// An encoder for frames of `width` x `height`; odd sides lose their last column or row.
+    /// An encoder for camera frames of `width` x `height`; odd sides lose their last column
+    /// or row.
     pub fn new(width: u32, height: u32, settings: EncoderSettings) -> Result<Self, EncodeError> {
+        Self::with_usage(width, height, settings, UsageType::CameraVideoRealTime)
+    }
+
+    /// An encoder tuned for screen content (sharp text and edges, little motion).
+    pub fn for_screen(
+        width: u32,
+        height: u32,
+        settings: EncoderSettings,
+    ) -> Result<Self, EncodeError> {
+        Self::with_usage(width, height, settings, UsageType::ScreenContentRealTime)
+    }
+
+    fn with_usage(
+        width: u32,
+        height: u32,
+        settings: EncoderSettings,
+        usage: UsageType,
+    ) -> Result<Self, EncodeError> {
         if width < 16 || height < 16 {
             return Err(EncodeError::TooSmall { width, height });
         }
         let (width, height) = (width & !1, height & !1);
         let config = EncoderConfig::new()
-            .usage_type(UsageType::CameraVideoRealTime)
+            .usage_type(usage)
             .rate_control_mode(RateControlMode::Bitrate)
             .bitrate(BitRate::from_bps(settings.bitrate_bps.max(100_000)))
             .max_frame_rate(FrameRate::from_hz(settings.fps.clamp(1, 120) as f32))
@@ -100,6 +127,24 @@ impl H264Encoder {
         source_height: u32,
         force_keyframe: bool,
     ) -> Result<Option<EncodedFrame>, EncodeError> {
+        self.encode(
+            rgba,
+            PixelOrder::Rgba,
+            source_width,
+            source_height,
+            force_keyframe,
+        )
+    }
+
+    /// Encodes one frame of 4-byte pixels in `order`, as [`Self::encode_rgba`] does.
+    pub fn encode(
+        &mut self,
+        rgba: &[u8],
+        order: PixelOrder,
+        source_width: u32,
+        source_height: u32,
+        force_keyframe: bool,
+    ) -> Result<Option<EncodedFrame>, EncodeError> {
         let want = source_width as usize * source_height as usize * 4;
         if rgba.len() != want
             || source_width & !1 != self.width
@@ -112,12 +157,13 @@ impl H264Encoder {
                 height: self.height,
             });
         }
+        let size = (self.width as usize, self.height as usize);
         if source_width == self.width {
             let rows = &rgba[..self.width as usize * self.height as usize * 4];
-            self.yuv.read_rgba8(RgbaSliceU8::new(
-                rows,
-                (self.width as usize, self.height as usize),
-            ));
+            match order {
+                PixelOrder::Rgba => self.yuv.read_rgba8(RgbaSliceU8::new(rows, size)),
+                PixelOrder::Bgrx => self.yuv.read_bgra8(BgraSliceU8::new(rows, size)),
+            }
         } else {
             // Odd width: copy the even part of each row.
             let mut even = Vec::with_capacity(self.width as usize * self.height as usize * 4);
@@ -127,10 +173,10 @@ impl H264Encoder {
             {
                 even.extend_from_slice(&row[..self.width as usize * 4]);
             }
-            self.yuv.read_rgba8(RgbaSliceU8::new(
-                &even,
-                (self.width as usize, self.height as usize),
-            ));
+            match order {
+                PixelOrder::Rgba => self.yuv.read_rgba8(RgbaSliceU8::new(&even, size)),
+                PixelOrder::Bgrx => self.yuv.read_bgra8(BgraSliceU8::new(&even, size)),
+            }
         }
         if force_keyframe {
             self.encoder.force_intra_frame();

@@ -35,13 +35,22 @@ pub struct CallMediaSetup {
     pub audio: confab_call::AudioSettings,
 }
 
-fn view(roster: &Roster, can_go_live: bool, hls: Option<String>) -> CallView {
+/// What the caller may do in the call, from its capabilities there.
+#[derive(Debug, Clone, Copy)]
+struct Allowed {
+    go_live: bool,
+    share_screen: bool,
+}
+
+fn view(roster: &Roster, allowed: Allowed, hls: Option<String>) -> CallView {
+    let can_go_live = allowed.go_live;
     CallView {
         cid: roster.cid.clone(),
         call_type: roster.cid.split(':').next().unwrap_or_default().to_owned(),
         backstage: roster.backstage,
         participants: roster.participants.clone(),
         can_go_live,
+        can_share_screen: allowed.share_screen,
         hls_playlist_url: hls,
     }
 }
@@ -62,7 +71,10 @@ pub(crate) async fn join(
         .join(true)
         .await
         .map_err(|e| SessionError::from_api(&e, &cid, TokenFrom::SignIn))?;
-    let can_go_live = joined.can("go-live");
+    let allowed = Allowed {
+        go_live: joined.can("go-live"),
+        share_screen: joined.can("screenshare"),
+    };
     let publishes = joined.can("send-video") || joined.can("send-audio");
     let livestream = choice.call_type.as_str() == "livestream";
     let media = media.map(|setup| {
@@ -89,7 +101,7 @@ pub(crate) async fn join(
     });
     let hls = joined.hls_playlist_url().map(str::to_owned);
     let mut roster = Roster::from_call(&joined.call);
-    let latest = Arc::new(Mutex::new(view(&roster, can_go_live, hls.clone())));
+    let latest = Arc::new(Mutex::new(view(&roster, allowed, hls.clone())));
     let kept = latest.clone();
     let roster_task = tokio::spawn(async move {
         loop {
@@ -98,7 +110,7 @@ pub(crate) async fn join(
                     if !roster.apply(&event) {
                         continue;
                     }
-                    let now = view(&roster, can_go_live, hls.clone());
+                    let now = view(&roster, allowed, hls.clone());
                     *kept.lock().unwrap_or_else(|p| p.into_inner()) = now.clone();
                     status.send_if_modified(|s| match &mut s.call {
                         Some(shown) if shown.cid == now.cid => {

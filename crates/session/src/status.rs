@@ -83,6 +83,8 @@ pub struct CallView {
     pub participants: Vec<RosterEntry>,
     /// The caller may take this livestream live (or stop it).
     pub can_go_live: bool,
+    /// The caller may share a screen (the `screenshare` capability).
+    pub can_share_screen: bool,
     pub hls_playlist_url: Option<String>,
 }
 

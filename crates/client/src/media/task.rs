@@ -64,6 +64,8 @@ struct Connection {
     pending: Option<(SdpPendingOffer, u32)>,
     next_offer_id: u32,
     wants_offer: bool,
+    /// Sections of unpublished tracks, to offer as inactive in the next offer.
+    stopped_sends: Vec<Mid>,
     extra_audio: u32,
     extra_video: u32,
     ice_restart: bool,
@@ -389,6 +391,7 @@ impl SessionTask {
             pending: Some((pending, 1)),
             next_offer_id: 2,
             wants_offer: false,
+            stopped_sends: Vec::new(),
             extra_audio: 0,
             extra_video: 0,
             ice_restart: false,
@@ -823,6 +826,9 @@ impl SessionTask {
         for mid in &conn.recv_mids {
             api.set_direction(*mid, Direction::RecvOnly);
         }
+        for mid in conn.stopped_sends.drain(..) {
+            api.set_direction(mid, Direction::Inactive);
+        }
         for track in self
             .tracks
             .iter_mut()
@@ -1001,25 +1007,11 @@ impl SessionTask {
             Command::Unpublish { cid } => {
                 if let Some(pos) = self.tracks.iter().position(|t| t.cid == cid) {
                     let track = self.tracks.remove(pos);
+                    // The next offer (at once, or after the one in flight) stops the section;
+                    // the SFU then drops the track for everyone.
                     if let Some(mid) = track.mid {
-                        let mut api = conn.rtc.sdp_api();
-                        api.set_direction(mid, Direction::Inactive);
-                        if conn.pending.is_none() {
-                            if let Some((offer, pending)) = api.apply() {
-                                let id = conn.next_offer_id;
-                                conn.next_offer_id += 1;
-                                conn.pending = Some((pending, id));
-                                let _ = conn
-                                    .ws
-                                    .send(binary(Req::Offer(lk::SessionDescription {
-                                        r#type: "offer".into(),
-                                        sdp: offer.to_sdp_string(),
-                                        id,
-                                        mid_to_track_id: HashMap::new(),
-                                    })))
-                                    .await;
-                            }
-                        }
+                        conn.stopped_sends.push(mid);
+                        conn.wants_offer = true;
                     }
                 }
             }

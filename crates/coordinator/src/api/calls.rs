@@ -214,6 +214,25 @@ fn can_publish(own_capabilities: &Value) -> bool {
         .is_some_and(|caps| caps.iter().any(|c| c == "send-audio" || c == "send-video"))
 }
 
+/// The SFU track sources the capabilities allow: `send-audio` the microphone, `send-video` the
+/// camera, `screenshare` a screen and its sound. The SFU refuses any other.
+fn publish_sources(own_capabilities: &Value) -> Vec<String> {
+    let caps = own_capabilities.as_array().cloned().unwrap_or_default();
+    let has = |name: &str| caps.iter().any(|c| c == name);
+    let mut sources = Vec::new();
+    if has("send-audio") {
+        sources.push("microphone".to_owned());
+    }
+    if has("send-video") {
+        sources.push("camera".to_owned());
+    }
+    if has("screenshare") {
+        sources.push("screen_share".to_owned());
+        sources.push("screen_share_audio".to_owned());
+    }
+    sources
+}
+
 /// Whether a viewer of `call` may watch over WebRTC: always in other calls; in a livestream
 /// while fewer than the cap watch through the embedded SFU. The others get no media
 /// credentials and watch the HLS playlist.
@@ -322,6 +341,7 @@ async fn sfu_credentials(
             can_publish: Some(can_publish),
             can_subscribe: Some(true),
             can_publish_data: Some(can_publish),
+            can_publish_sources: publish_sources(own_capabilities),
             ..VideoGrant::default()
         },
         ttl: SFU_TOKEN_TTL,
@@ -580,4 +600,23 @@ pub async fn query_calls(
         calls.push(call_view(&state, &caller, &call).await?);
     }
     Ok(reply(StatusCode::CREATED, json!({"calls": calls}), started))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_sources_follow_the_capabilities() {
+        let participant = json!(["join-call", "send-audio", "send-video", "screenshare"]);
+        assert_eq!(
+            publish_sources(&participant),
+            ["microphone", "camera", "screen_share", "screen_share_audio"]
+        );
+        // A role without screenshare cannot publish a screen through the SFU.
+        let no_screen = json!(["join-call", "send-audio", "send-video"]);
+        assert_eq!(publish_sources(&no_screen), ["microphone", "camera"]);
+        assert!(publish_sources(&json!(["read-call"])).is_empty());
+        assert!(!can_publish(&json!(["read-call"])));
+    }
 }

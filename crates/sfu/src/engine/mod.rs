@@ -876,6 +876,28 @@ impl Engine {
                 answer = sdp::prefer_codec(&answer, &section.mid, &codec);
             }
         }
+        // A published track whose section the client no longer sends on (set inactive, or
+        // gone) is unpublished: the others lose it.
+        let unpublished: Vec<String> = p
+            .tracks
+            .iter()
+            .filter(|t| {
+                t.mid.is_some_and(|mid| {
+                    !sections_now.iter().any(|s| {
+                        s.mid == mid.to_string()
+                            && matches!(
+                                s.direction,
+                                sdp::Direction::RecvOnly | sdp::Direction::SendRecv
+                            )
+                    })
+                })
+            })
+            .map(|t| t.info.sid.clone())
+            .collect();
+        if !unpublished.is_empty() {
+            p.tracks.retain(|t| !unpublished.contains(&t.info.sid));
+            p.version += 1;
+        }
         p.assign_slots();
         let plan = p.answer_plan(&sids);
         let mid_to_track_id = plan
@@ -903,9 +925,11 @@ impl Engine {
         for (publisher, track) in needs_keyframes {
             self.request_keyframe(publisher, &track, None);
         }
+        for track_sid in unpublished {
+            self.track_unpublished(key, &track_sid);
+        }
     }
 
-    /// Every participant's sid, for answer plans.
     fn participant_sids(&self) -> HashMap<ParticipantKey, String> {
         self.participants
             .iter()
@@ -1109,6 +1133,28 @@ impl Engine {
     }
 
     /// Sends `key`'s current info to everyone in its room (itself included, as LiveKit does).
+    /// `owner` stopped publishing `track_sid`: subscribers drop it (their section is freed)
+    /// and everyone gets the owner's track list without it.
+    fn track_unpublished(&mut self, owner: ParticipantKey, track_sid: &str) {
+        let Some(room) = self.participants.get(&owner).map(|p| p.room.clone()) else {
+            return;
+        };
+        tracing::debug!(target: "sfu", track = %track_sid, "track unpublished");
+        let members: Vec<ParticipantKey> = self
+            .rooms
+            .get(&room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
+        for member in members {
+            if member != owner {
+                self.unsubscribe(member, owner, track_sid);
+                self.dirty.insert(member);
+            }
+        }
+        self.broadcast_participant(owner);
+        self.dirty.insert(owner);
+    }
+
     fn broadcast_participant(&mut self, key: ParticipantKey) {
         let Some(p) = self.participants.get(&key) else {
             return;
