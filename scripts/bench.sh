@@ -15,6 +15,9 @@
 #                                 SFU's CPU with one host and 50 WebRTC viewers (Rust, in-process)
 #   scripts/bench.sh call         a meeting of two apps (then four with confab-call-probe):
 #                                 glass-to-glass latency, join to first frame, CPU, memory
+#   scripts/bench.sh share        screen sharing: capture and encode of a 1920x1080 window at
+#                                 15 fps (time per frame, share of a core); then two release
+#                                 app windows: capture to paint, and the sharer's CPU
 #   scripts/bench.sh installed    the packaged binary's start-up time and memory beside the
 #                                 debug build's (builds the package if it is not unpacked yet)
 set -euo pipefail
@@ -56,7 +59,11 @@ fi
 if [ "$which" = all ] || [ "$which" = audio ]; then
   cargo bench --locked -p confab-call --bench audio_path
 fi
-if [ "$which" = all ] || [ "$which" = app ] || [ "$which" = livestream ] || [ "$which" = call ]; then
+if [ "$which" = all ] || [ "$which" = share ]; then
+  bash scripts/setup.sh --test
+  xvfb-run -a -s "-screen 0 1920x1080x24" cargo bench --locked -p confab-screen --bench capture_encode
+fi
+if [ "$which" = all ] || [ "$which" = app ] || [ "$which" = livestream ] || [ "$which" = call ] || [ "$which" = share ]; then
   bash scripts/setup.sh --test
   cargo build --release --locked -p confab --features custom-protocol
 fi
@@ -74,4 +81,10 @@ if [ "$which" = all ] || [ "$which" = call ]; then
   CONFAB_APP="$PWD/target/release/confab" CONFAB_COORDINATOR="$PWD/target/release/confab-coordinator" \
     CONFAB_CALL_PROBE="$PWD/target/release/confab-call-probe" xvfb-run -a -s "-screen 0 1280x800x24" \
     dbus-run-session -- keyctl session - bash scripts/test-session.sh node tests/e2e/bench-call.mjs
+fi
+if [ "$which" = all ] || [ "$which" = share ]; then
+  cargo build --release --locked -p confab-screen --bin confab-pattern-window
+  CONFAB_APP="$PWD/target/release/confab" CONFAB_COORDINATOR="$PWD/target/release/confab-coordinator" \
+    CONFAB_PATTERN_WINDOW="$PWD/target/release/confab-pattern-window" xvfb-run -a -s "-screen 0 1280x800x24" \
+    dbus-run-session -- keyctl session - bash scripts/test-session.sh node tests/e2e/bench-share.mjs
 fi

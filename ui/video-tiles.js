@@ -19,6 +19,24 @@ export function initials(name) {
   return words.length === 1 ? first(words[0]) : first(words[0]) + first(words.at(-1));
 }
 
+/** A shared screen's tile key: it sits beside its sharer's tile, told apart by its kind. */
+export const screenTileKey = (identity) => `${identity}#screen`;
+
+/** The tile model (see TileStage.update) of a screen `participant` (of the media view) shares. */
+export function screenModel(participant, name) {
+  return {
+    identity: screenTileKey(participant.identity),
+    kind: 'screen',
+    self: false,
+    name: `${name}'s screen`,
+    speaking: false,
+    quality: participant.quality ?? null,
+    micMuted: true,
+    cameraOff: Boolean(participant.screen.muted),
+    video: participant.screen,
+  };
+}
+
 /** The largest 16:9 tiles for `count` tiles in `width` x `height`: { cols, width, height, overflow }. */
 function fitGrid(count, width, height) {
   let best = { cols: 1, width: 0, height: 0 };

@@ -8,6 +8,7 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
 import { inOwnNetwork as inNetwork, runInOwnNetwork as runInNetwork } from '../interop/netns.mjs';
@@ -492,4 +493,63 @@ export async function aliceAndBob(t, coordinator, callId, body, shot) {
       await body(a, b);
     }, { shot: `${shot}-b-end` });
   }, { shot: `${shot}-a-end` });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Screen sharing.
+
+/**
+ * Starts confab-pattern-window (the test pattern, drawn at 30 fps; CONFAB_PATTERN_WINDOW names
+ * another build of it) titled `title`; resolves to { id (the X window), stop() }.
+ */
+export async function patternWindow(title, { size = '1280x720', seconds = 200 } = {}) {
+  const binary = process.env.CONFAB_PATTERN_WINDOW ?? path.join(repoRoot, 'target', 'debug', 'confab-pattern-window');
+  const child = spawn(binary, ['--title', title, '--size', size, '--seconds', String(seconds)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const [line] = await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(([code]) => { throw new Error(`confab-pattern-window exited (${code}) before showing its window`); }),
+  ]);
+  const id = line.trim().replace(/^window /, '');
+  return {
+    id,
+    async stop() {
+      // Gone already (killed here before, or exited): nothing to wait for.
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/**
+ * Opens the share picker in `app` and waits for the entry of the window titled `title` with its
+ * picture: { id, kinds (of every entry), firstBar, lastBar (its picture's colours) }.
+ */
+export async function pickerEntry(app, title) {
+  await app.click('#toggle-share');
+  await waitFor('the share picker to open', () => app.evalAsync(`return document.getElementById('share-picker').open;`), { timeoutMs: 5000 });
+  return waitFor(`"${title}" in the picker with its picture`, () => app.evalAsync(`
+    const button = Array.from(document.querySelectorAll('#share-sources .share-source')).find((b) => b.dataset.title === args[0]);
+    if (!button || button.dataset.thumbnail !== 'true') return null;
+    const canvas = button.querySelector('canvas');
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    // The pattern's first bar (white) a little in from the left, half way down the picture.
+    const at = (x, y) => { const i = (Math.floor(y) * canvas.width + Math.floor(x)) * 4; return [data[i], data[i + 1], data[i + 2]]; };
+    return {
+      id: button.dataset.sourceId,
+      kinds: Array.from(document.querySelectorAll('#share-sources .share-source')).map((b) => b.dataset.kind),
+      firstBar: at(canvas.width * 0.05, canvas.height * 0.5),
+      lastBar: at(canvas.width * 0.95, canvas.height * 0.5),
+    };`, title), { timeoutMs: 10000, intervalMs: 250 });
+}
+
+/** Shares the window titled `title` from `app`'s picker; resolves once `app` says it shares. */
+export async function shareWindow(app, title) {
+  const entry = await pickerEntry(app, title);
+  await app.click(`#share-sources .share-source[data-source-id="${entry.id}"]`);
+  await waitFor('the sharing indicator', async () => (await app.attribute('#sharing-banner', 'hidden')) === null, { timeoutMs: 10000 });
+  return entry;
 }

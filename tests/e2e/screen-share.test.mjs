@@ -12,18 +12,15 @@
 // Screenshots: target/e2e/share-*.png.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  Coordinator, aliceAndBob, inOwnNetwork, patternProblem, redact, runInOwnNetwork, sampleTile, tileOf, waitForFrames,
+  Coordinator, aliceAndBob, inOwnNetwork, patternProblem, patternWindow, pickerEntry, redact, runInOwnNetwork, sampleTile,
+  shareWindow, tileOf, waitForFrames,
 } from './call-helpers.mjs';
-import { repoRoot, waitFor } from './webdriver.mjs';
+import { waitFor } from './webdriver.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
 const TEST_TIMEOUT_MS = 240_000;
@@ -32,55 +29,6 @@ const TITLE = 'Shared test pattern';
 // decode, paint, on a 2-core machine running two apps.
 const MAX_PICTURE_AGE_MS = 1500;
 const SCREEN_TILE = 'alice#screen';
-
-/** Starts the pattern window; resolves to { id (the X window), stop() }. */
-async function patternWindow() {
-  const binary = path.join(repoRoot, 'target', 'debug', 'confab-pattern-window');
-  const child = spawn(binary, ['--title', TITLE, '--size', '1280x720', '--seconds', '200'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const [line] = await Promise.race([
-    once(lines, 'line'),
-    once(child, 'exit').then(([code]) => { throw new Error(`confab-pattern-window exited (${code}) before showing its window`); }),
-  ]);
-  const id = line.trim().replace(/^window /, '');
-  return {
-    id,
-    async stop() {
-      // Gone already (killed here before, or exited): nothing to wait for.
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    },
-  };
-}
-
-/** Opens the picker in `app` and waits for the pattern window's entry with its picture. */
-async function pickerEntry(app) {
-  await app.click('#toggle-share');
-  await waitFor('the share picker to open', () => app.evalAsync(`return document.getElementById('share-picker').open;`), { timeoutMs: 5000 });
-  return waitFor(`"${TITLE}" in the picker with its picture`, () => app.evalAsync(`
-    const button = Array.from(document.querySelectorAll('#share-sources .share-source')).find((b) => b.dataset.title === args[0]);
-    if (!button || button.dataset.thumbnail !== 'true') return null;
-    const canvas = button.querySelector('canvas');
-    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    // The pattern's first bar (white) a little in from the left, half way down the picture.
-    const at = (x, y) => { const i = (Math.floor(y) * canvas.width + Math.floor(x)) * 4; return [data[i], data[i + 1], data[i + 2]]; };
-    return {
-      id: button.dataset.sourceId,
-      kinds: Array.from(document.querySelectorAll('#share-sources .share-source')).map((b) => b.dataset.kind),
-      firstBar: at(canvas.width * 0.05, canvas.height * 0.5),
-      lastBar: at(canvas.width * 0.95, canvas.height * 0.5),
-    };`, TITLE), { timeoutMs: 10000, intervalMs: 250 });
-}
-
-async function share(app) {
-  const entry = await pickerEntry(app);
-  await app.click(`#share-sources .share-source[data-source-id="${entry.id}"]`);
-  await waitFor('the sharing indicator', async () => (await app.attribute('#sharing-banner', 'hidden')) === null, { timeoutMs: 10000 });
-  return entry;
-}
 
 /** Waits until `app`'s tile of Alice's screen shows the pattern with a recent time code. */
 async function seesSharedPattern(app) {
@@ -98,7 +46,7 @@ async function seesSharedPattern(app) {
 
 async function shareAWindow(t) {
   const coordinator = await Coordinator.start();
-  const window = await patternWindow();
+  const window = await patternWindow(TITLE);
   const callId = `share${randomBytes(4).toString('hex')}`;
   try {
     await aliceAndBob(t, coordinator, callId, async (a, b) => {
@@ -106,7 +54,7 @@ async function shareAWindow(t) {
       assert.equal(await a.attribute('#toggle-share', 'hidden'), null, 'A has no share button');
 
       // The picker lists the screen and the window, with a live picture of the window.
-      const entry = await pickerEntry(a);
+      const entry = await pickerEntry(a, TITLE);
       console.log(`the picker lists ${entry.kinds.join(', ')}; the window's picture: first bar ${entry.firstBar}, last ${entry.lastBar}`);
       assert.equal(entry.kinds[0], 'screen', 'the whole screen comes first');
       assert.ok(entry.kinds.includes('window'));
@@ -117,7 +65,7 @@ async function shareAWindow(t) {
       await waitFor('the picker to close', async () => !(await a.evalAsync(`return document.getElementById('share-picker').open;`)), { timeoutMs: 5000 });
 
       // A shares the window: A's window says so; B shows it large, named, with the pattern.
-      await share(a);
+      await shareWindow(a, TITLE);
       const banner = await a.text('#sharing-text');
       assert.equal(banner, `You are sharing “${TITLE}”`);
       assert.equal(await a.attribute('#toggle-share', 'aria-pressed'), 'true');
@@ -139,7 +87,7 @@ async function shareAWindow(t) {
       await waitFor('A\'s indicator gone', async () => (await a.attribute('#sharing-banner', 'hidden')) !== null, { timeoutMs: 5000 });
 
       // Shared again, then the window is closed: the share stops, A is told why, B's tile goes.
-      await share(a);
+      await shareWindow(a, TITLE);
       await waitForFrames(b, SCREEN_TILE, { timeoutMs: 20000 });
       await window.stop();
       await waitFor('A to say the window closed', async () => (await a.text('#call-media-status').catch(() => '')).includes('The shared window was closed'), { timeoutMs: 10000 });

@@ -10,7 +10,7 @@ import { $ } from '../dom.js';
 import { setIcon } from '../icons.js';
 import { state } from '../state.js';
 import { needsDecodeInRust } from '../video-decoder.js';
-import { TileStage } from '../video-tiles.js';
+import { TileStage, screenModel } from '../video-tiles.js';
 import * as sharePicker from './share.js';
 
 const UNSUPPORTED = "Media on Stream's service isn't supported yet: you're in the call without audio or video.";
@@ -218,20 +218,7 @@ function tileModels() {
   }
   // Each shared screen gets a tile of its own, after its sharer's.
   for (const p of media?.participants ?? []) {
-    if (!p.screen) continue;
-    const name = p.name || nameOf(p.identity);
-    models.push({
-      identity: screenTileKey(p.identity),
-      kind: 'screen',
-      sharer: p.identity,
-      self: false,
-      name: `${name}'s screen`,
-      speaking: false,
-      quality: p.quality ?? null,
-      micMuted: true,
-      cameraOff: Boolean(p.screen.muted),
-      video: p.screen,
-    });
+    if (p.screen) models.push(screenModel(p, p.name || nameOf(p.identity)));
   }
   for (const p of people) {
     if (seen.has(p.user_id)) continue;
@@ -249,10 +236,6 @@ function tileModels() {
   }
   return models;
 }
-
-// A shared screen's tile key: no user id has a '#'... and if one did, the tile would still be
-// told apart by its kind.
-const screenTileKey = (identity) => `${identity}#screen`;
 
 // The large spot: the pinned tile; a shared screen (the newest); in the speaker layout,
 // whoever speaks (other than you; the last one stays while you talk), else the first other

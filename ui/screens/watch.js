@@ -10,7 +10,7 @@ import { navigate } from '../router.js';
 import { state } from '../state.js';
 import { clearError, showError } from '../status.js';
 import { needsDecodeInRust } from '../video-decoder.js';
-import { TileStage } from '../video-tiles.js';
+import { TileStage, screenModel, screenTileKey } from '../video-tiles.js';
 import { chosenBackend } from './start.js';
 
 const POLL_MS = 2000;
@@ -237,17 +237,21 @@ function hostIdentity() {
 function renderWebrtc() {
   if (watching.delivery !== 'webrtc' || $('player').dataset.ended === 'true') return;
   const host = watching.media?.participants?.find((p) => p.video);
+  const name = host ? host.name || host.identity : '';
   const models = host ? [{
     identity: host.identity,
     self: false,
-    name: host.name || host.identity,
+    name,
     speaking: Boolean(host.speaking),
     quality: host.quality ?? null,
     micMuted: !host.audio || host.audio.muted,
     cameraOff: host.video.muted,
     video: host.video,
   }] : [];
-  stage.update(models, { focus: host?.identity ?? null, pinned: null, layout: 'speaker' });
+  // A screen the host shares is the large picture, the host's camera beside it.
+  if (host?.screen) models.push(screenModel(host, name));
+  const focus = host?.screen ? screenTileKey(host.identity) : host?.identity ?? null;
+  stage.update(models, { focus, pinned: null, layout: 'speaker' });
   if (host && (stage.tile(host.identity)?.framesDrawn ?? 0) > 0) watching.hostSeen = true;
   const reconnecting = watching.media?.media === 'reconnecting' || (!host && watching.hostSeen);
   if (reconnecting) showPlayerState('Reconnecting…', 'reconnecting');

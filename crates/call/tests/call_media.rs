@@ -395,18 +395,16 @@ async fn a_shared_window_reaches_the_other_app_and_stopping_or_closing_it_takes_
     assert_eq!(view.local.sharing.as_deref(), Some("Shared by bob"));
 
     // Alice sees it as Bob's screen, and gets its frames: H.264 keyframes of the window's size.
+    // Bob's screen in Alice's view: Some(Some(track)) shared, Some(None) not, None no Bob.
+    let bobs_screen = |alice: &CallMedia| {
+        let view = alice.view();
+        let bob = view.participants.iter().find(|p| p.identity == "bob")?;
+        Some(bob.screen.clone())
+    };
     let screen = until(
         "bob's screen in alice's view",
         Duration::from_secs(10),
-        || {
-            alice
-                .view()
-                .participants
-                .iter()
-                .find(|p| p.identity == "bob")?
-                .screen
-                .clone()
-        },
+        || bobs_screen(&alice).flatten(),
     )
     .await;
     alice.set_video_view(&screen.track_sid, 960, 540).await;
@@ -433,11 +431,7 @@ async fn a_shared_window_reaches_the_other_app_and_stopping_or_closing_it_takes_
     until(
         "bob's screen gone from alice's view",
         Duration::from_secs(5),
-        || {
-            let view = alice.view();
-            let bob = view.participants.iter().find(|p| p.identity == "bob")?;
-            bob.screen.is_none().then_some(())
-        },
+        || bobs_screen(&alice)?.is_none().then_some(()),
     )
     .await;
 
@@ -446,13 +440,7 @@ async fn a_shared_window_reaches_the_other_app_and_stopping_or_closing_it_takes_
         .await
         .expect("sharing starts again");
     until("bob's screen back", Duration::from_secs(10), || {
-        let view = alice.view();
-        view.participants
-            .iter()
-            .find(|p| p.identity == "bob")?
-            .screen
-            .as_ref()
-            .map(|_| ())
+        bobs_screen(&alice).flatten()
     })
     .await;
     drop(window);
@@ -470,11 +458,7 @@ async fn a_shared_window_reaches_the_other_app_and_stopping_or_closing_it_takes_
     until(
         "the closed window gone from alice's view",
         Duration::from_secs(5),
-        || {
-            let view = alice.view();
-            let bob = view.participants.iter().find(|p| p.identity == "bob")?;
-            bob.screen.is_none().then_some(())
-        },
+        || bobs_screen(&alice)?.is_none().then_some(()),
     )
     .await;
 

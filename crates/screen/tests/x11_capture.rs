@@ -130,6 +130,7 @@ fn a_window_is_listed_captured_at_the_rate_and_its_closing_ends_the_capture() {
     }
     let code = read_timestamp_code(&rgba, 640, 360).expect("the time code reads");
     let age = frame.captured_unix_ms.saturating_sub(code);
+    println!("captured time code age {age} ms");
     assert!(age < 500, "the captured time code is {age} ms old");
     // 15 fps for 2 s, the consumer taking each: about 30 (a loaded machine gets fewer).
     assert!(
