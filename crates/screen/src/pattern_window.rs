@@ -34,7 +34,12 @@ impl PatternWindow {
         lifetime: Duration,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let (conn, screen_num) = x11rb::connect(None)?;
-        let screen = conn.setup().roots[screen_num].clone();
+        let screen = conn
+            .setup()
+            .roots
+            .get(screen_num)
+            .cloned()
+            .ok_or("the display has no such screen")?;
         if screen.root_depth != 24 && screen.root_depth != 32 {
             return Err(format!(
                 "a {}-bit screen: the pattern is drawn as 32-bit pixels",
