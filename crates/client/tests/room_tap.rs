@@ -118,6 +118,88 @@ async fn a_tap_carries_the_full_layer_from_a_keyframe_whole_and_in_order_with_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_screen_takes_the_tapped_picture_over_and_the_camera_comes_back_after_it() {
+    use confab_client::media::TrackSource;
+    let sfu = start_sfu().await;
+    let room = "livestream:sharing";
+    let host = join(&sfu, room, "host").await;
+    let mut tap = sfu.sfu.tap(room).await;
+    let camera = host
+        .publish(TrackSpec::camera(VideoCodec::H264, 640, 360))
+        .await
+        .unwrap();
+    let mut spec = TrackSpec::camera(VideoCodec::H264, 1280, 720);
+    spec.name = "screen".into();
+    spec.source = TrackSource::ScreenShare;
+    // Frames of the camera are 2,000 bytes, of the screen 7,000; keyframes every 15 frames.
+    let send = |track: confab_client::media::LocalTrack, size: usize, frames: u64| {
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            for seq in 0..frames {
+                tick.tick().await;
+                let stamp = FrameStamp {
+                    seq,
+                    sent_at_micros: synthetic::now_micros(),
+                };
+                let _ = track.send_frame(EncodedFrame {
+                    data: synthetic::video_frame(VideoCodec::H264, stamp, seq % 15 == 0, size)
+                        .into(),
+                    timestamp: start.elapsed(),
+                    rid: None,
+                    audio_level: None,
+                });
+            }
+            track
+        })
+    };
+    let camera_sending = send(camera, 2_000, 300);
+    // Reads tapped video until `want` frames of `size` bytes came in a row; returns the track.
+    async fn tapped(tap: &mut confab_sfu::RoomTap, size: usize, want: usize) -> (String, bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut run = 0;
+        let mut first_keyframe = None;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, tap.next())
+                .await
+                .unwrap_or_else(|_| panic!("no run of {want} tapped frames of {size} bytes"))
+                .expect("the tap lasts");
+            if frame.kind != TapKind::Video {
+                continue;
+            }
+            if frame.data.len() >= size && frame.data.len() < size + 1_000 {
+                first_keyframe.get_or_insert(frame.keyframe);
+                run += 1;
+                if run == want {
+                    return (frame.track_sid, first_keyframe == Some(true));
+                }
+            } else {
+                run = 0;
+                first_keyframe = None;
+            }
+        }
+    }
+    let (first, _) = tapped(&mut tap, 2_000, 10).await;
+    let screen = host.publish(spec).await.unwrap();
+    let screen_sid = screen.sid().to_owned();
+    let screen_sending = send(screen, 7_000, 90);
+    let (shared, from_keyframe) = tapped(&mut tap, 7_000, 20).await;
+    assert_eq!(shared, screen_sid, "the shared screen is tapped");
+    assert!(from_keyframe, "the screen is tapped from a keyframe");
+    // (A run of 20 in a row: no camera frame came between them.)
+    let screen = screen_sending.await.unwrap();
+    screen.unpublish().await;
+    let (back, from_keyframe) = tapped(&mut tap, 2_000, 10).await;
+    assert_eq!(
+        back, first,
+        "the camera is tapped again once the screen is gone"
+    );
+    assert!(from_keyframe, "the camera comes back from a keyframe");
+    camera_sending.abort();
+    sfu.server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_are_counted_apart_from_publishers() {
     let sfu = start_sfu().await;
     let room = "livestream:counted";

@@ -120,6 +120,9 @@ impl Packagers {
 struct Timeline {
     start: Option<Instant>,
     publisher: String,
+    /// The video track on the timeline: a switch (to a shared screen and back) brings a new
+    /// RTP clock, anchored where the timeline is.
+    video_track: String,
     video: Option<Anchor>,
     audio: Option<Anchor>,
     /// The latest time given out, in microseconds: a rejoin continues after it.
@@ -143,6 +146,10 @@ impl Timeline {
             self.publisher = frame.publisher.clone();
             self.video = None;
             self.audio = None;
+        }
+        if frame.kind == TapKind::Video && frame.track_sid != self.video_track {
+            self.video_track = frame.track_sid.clone();
+            self.video = None;
         }
         let arrived_us = frame.arrived.saturating_duration_since(start).as_micros() as u64;
         let rate = frame.clock_rate.max(1);
@@ -289,6 +296,10 @@ mod tests {
     fn frame(publisher: &str, kind: TapKind, rtp: u64, arrived: Instant) -> TapFrame {
         TapFrame {
             publisher: publisher.into(),
+            track_sid: match kind {
+                TapKind::Video => "TR_camera".into(),
+                TapKind::Audio => "TR_microphone".into(),
+            },
             kind,
             codec: match kind {
                 TapKind::Video => TapCodec::H264,
@@ -340,5 +351,36 @@ mod tests {
             timeline.place(&frame("PA_2", TapKind::Video, 42 + 9_000, at(2_100))),
             Some(90_000 * 5 + 9_000)
         );
+    }
+
+    #[test]
+    fn a_switch_to_a_shared_screen_and_back_continues_the_video_timeline() {
+        let t0 = Instant::now();
+        let mut timeline = Timeline::default();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let on = |track: &str, rtp, ms| {
+            let mut f = frame("PA_1", TapKind::Video, rtp, at(ms));
+            f.track_sid = track.into();
+            f
+        };
+        timeline.place(&on("TR_camera", 5_000, 0));
+        assert_eq!(
+            timeline.place(&on("TR_camera", 5_000 + 90_000, 1_000)),
+            Some(90_000)
+        );
+        // The screen's clock has another offset: it starts where its first frame arrives.
+        assert_eq!(
+            timeline.place(&on("TR_screen", 123_456, 1_500)),
+            Some(90_000 * 3 / 2)
+        );
+        assert_eq!(
+            timeline.place(&on("TR_screen", 123_456 + 6_000, 1_566)),
+            Some(90_000 * 3 / 2 + 6_000)
+        );
+        // Back to the camera (its clock ran on meanwhile): after the screen's last frame.
+        let back = timeline
+            .place(&on("TR_camera", 5_000 + 90_000 * 3, 3_000))
+            .unwrap();
+        assert_eq!(back, 90_000 * 3);
     }
 }

@@ -1140,6 +1140,9 @@ impl Engine {
             return;
         };
         tracing::debug!(target: "sfu", track = %track_sid, "track unpublished");
+        for t in self.taps.get_mut(&room).into_iter().flatten() {
+            t.track_gone(track_sid);
+        }
         let members: Vec<ParticipantKey> = self
             .rooms
             .get(&room)

@@ -1,7 +1,8 @@
-//! Room taps: a copy of one publisher's camera and microphone frames, as the SFU forwards
+//! Room taps: a copy of one publisher's video and microphone frames, as the SFU forwards
 //! them, for the coordinator's HLS packaging (what LiveKit does with an egress participant,
 //! without the peer connection). A tap follows the room's first publisher; its video is the
-//! best simulcast layer that is flowing, and every layer switch or loss waits for a keyframe.
+//! screen the publisher shares if any, else the camera's best simulcast layer that is flowing,
+//! and every switch or loss waits for a keyframe.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,6 +30,9 @@ pub enum TapCodec {
 pub struct TapFrame {
     /// The publisher's participant sid: a new one (a rejoin) starts a new timeline.
     pub publisher: String,
+    /// The track the frame is from: the video moves from the camera to a shared screen and
+    /// back, each with its own RTP clock.
+    pub track_sid: String,
     pub kind: TapKind,
     pub codec: TapCodec,
     pub data: Arc<[u8]>,
@@ -72,6 +76,20 @@ impl Tap {
         }
     }
 
+    /// A track was unpublished: if it was the tap's, the tap takes the next one that comes
+    /// (the camera again, after a shared screen), from a keyframe.
+    pub fn track_gone(&mut self, track_sid: &str) {
+        if self.video_track.as_deref() == Some(track_sid) {
+            self.video_track = None;
+            self.video_rid = None;
+            self.waiting_keyframe = true;
+            self.video_seen_at = None;
+        }
+        if self.audio_track.as_deref() == Some(track_sid) {
+            self.audio_track = None;
+        }
+    }
+
     /// Forgets the publisher (it left), so the next one to send is followed.
     pub fn release(&mut self, key: ParticipantKey) {
         if self.publisher == Some(key) {
@@ -102,8 +120,8 @@ fn best_rid(active: &[Rid]) -> Option<Rid> {
 /// How long a tap waits for the top announced layer before it settles for a lower one.
 const TOP_LAYER_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
-fn is_camera_or_microphone(track: &PublishedTrack) -> bool {
-    !matches!(
+fn is_screen(track: &PublishedTrack) -> bool {
+    matches!(
         lk::TrackSource::try_from(track.info.source),
         Ok(lk::TrackSource::ScreenShare | lk::TrackSource::ScreenShareAudio)
     )
@@ -112,7 +130,9 @@ fn is_camera_or_microphone(track: &PublishedTrack) -> bool {
 /// Copies a forwarded frame to a tap when it is the tap's to carry. Returns the layer a
 /// keyframe is wanted for, if the tap is waiting for one.
 pub(super) fn feed(tap: &mut Tap, f: &Forwarded<'_>) -> Option<Option<Rid>> {
-    if !is_camera_or_microphone(f.track) {
+    let screen = is_screen(f.track);
+    // A shared screen's sound is not carried: the microphone is the playlist's sound.
+    if screen && f.track.kind == MediaKind::Audio {
         return None;
     }
     let publisher = *tap.publisher.get_or_insert(f.from);
@@ -124,6 +144,13 @@ pub(super) fn feed(tap: &mut Tap, f: &Forwarded<'_>) -> Option<Option<Rid>> {
         MediaKind::Video => (TapKind::Video, &mut tap.video_track),
         MediaKind::Audio => (TapKind::Audio, &mut tap.audio_track),
     };
+    if screen && slot.as_deref() != Some(sid.as_str()) {
+        // A shared screen takes the picture over from the camera, from its first keyframe.
+        *slot = Some(sid.clone());
+        tap.video_rid = None;
+        tap.waiting_keyframe = true;
+        tap.video_seen_at = None;
+    }
     if slot.get_or_insert_with(|| sid.clone()) != sid {
         return None;
     }
@@ -166,6 +193,7 @@ pub(super) fn feed(tap: &mut Tap, f: &Forwarded<'_>) -> Option<Option<Rid>> {
     };
     let frame = TapFrame {
         publisher: f.publisher_sid.to_owned(),
+        track_sid: sid.clone(),
         kind,
         codec,
         data: f.data.data.clone(),
