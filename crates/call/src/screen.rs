@@ -84,7 +84,6 @@ pub struct ShareStats {
 
 /// A capture that has started and waits for its track.
 pub struct OpenedCapture {
-    size: (u32, u32),
     capture: Capture,
     slot: Arc<FrameSlot>,
     ended: Arc<std::sync::Mutex<Option<CaptureEnded>>>,
@@ -93,7 +92,7 @@ pub struct OpenedCapture {
 impl OpenedCapture {
     /// The source's size when opened (frames may later differ: a window can be resized).
     pub fn size(&self) -> (u32, u32) {
-        self.size
+        self.capture.source_size()
     }
 }
 
@@ -111,7 +110,6 @@ pub fn open_capture(source_id: &str) -> Result<OpenedCapture, ScreenError> {
         }),
     )?;
     Ok(OpenedCapture {
-        size: capture.source_size(),
         capture,
         slot,
         ended,
@@ -133,7 +131,6 @@ impl ScreenSender {
         stopped: Box<dyn FnOnce(ShareStopped) + Send>,
     ) -> Result<Self, ScreenError> {
         let OpenedCapture {
-            size: _,
             capture,
             slot,
             ended,

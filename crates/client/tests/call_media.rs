@@ -202,6 +202,40 @@ async fn a_second_video_track_marked_as_a_screen_share_comes_and_goes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_s_keyframe_request_reaches_the_publisher() {
+    let sfu = start_sfu().await;
+    let mut ada = join(&sfu, "default:kf", "ada").await;
+    let mut bob = join(&sfu, "default:kf", "bob").await;
+    let (video, _audio) = publish_av(&ada).await;
+    let sending = keep_sending_video(video.clone());
+    // Bob gets Ada's video, then a decoder of his loses its place and asks.
+    expect_event(
+        &mut bob,
+        Duration::from_secs(10),
+        "ada's video",
+        |e| matches!(e, CallEvent::Frame(f) if f.kind == MediaKind::Video),
+    )
+    .await;
+    // The requests the subscription itself caused are over by now (throttled to one per 0.5 s).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    while tokio::time::timeout(Duration::from_millis(10), ada.next_event())
+        .await
+        .is_ok()
+    {}
+    bob.request_keyframe(video.sid()).await;
+    expect_event(
+        &mut ada,
+        Duration::from_secs(2),
+        "bob's keyframe request",
+        |e| matches!(e, CallEvent::KeyframeRequested { track_sid, .. } if track_sid == video.sid()),
+    )
+    .await;
+    sending.abort();
+    ada.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loud_microphone_makes_its_owner_the_speaker_and_silence_ends_it() {
     let sfu = start_sfu().await;
     let ada = join(&sfu, "default:talk", "ada").await;

@@ -301,3 +301,31 @@ async fn junk_on_the_media_port_is_dropped_and_media_keeps_flowing() {
     ada.leave().await;
     bob.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_sources_leave_out_the_screen_cannot_share_one() {
+    use confab_client::media::TrackSource;
+    let sfu = start_sfu().await;
+    // As the coordinator mints for a role without `screenshare`.
+    let mut claims = AccessToken::room_join(
+        "default:sources",
+        "pat",
+        "Pat",
+        true,
+        Duration::from_secs(600),
+    );
+    claims.grant.can_publish_sources = vec!["microphone".into(), "camera".into()];
+    let token = confab_sfu::token::mint(KEY, &ApiSecret::new(SECRET), &claims);
+    let pat = connect_with(&sfu.url, token).await.expect("joins");
+    pat.publish(TrackSpec::camera(VideoCodec::H264, 320, 180))
+        .await
+        .expect("the camera is allowed");
+    let mut screen = TrackSpec::camera(VideoCodec::H264, 1280, 720);
+    screen.source = TrackSource::ScreenShare;
+    let refused = pat.publish(screen).await;
+    assert!(
+        matches!(refused, Err(PublishError::Refused(ref why)) if why.contains("may not publish")),
+        "{refused:?}"
+    );
+    pat.leave().await;
+}

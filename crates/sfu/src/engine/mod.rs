@@ -997,11 +997,7 @@ impl Engine {
         let track_sid = track.info.sid.clone();
         let room = p.room.clone();
         self.broadcast_participant(owner);
-        let members: Vec<ParticipantKey> = self
-            .rooms
-            .get(&room)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
+        let members = self.room_members(&room);
         for member in members {
             if member == owner {
                 continue;
@@ -1143,11 +1139,7 @@ impl Engine {
         for t in self.taps.get_mut(&room).into_iter().flatten() {
             t.track_gone(track_sid);
         }
-        let members: Vec<ParticipantKey> = self
-            .rooms
-            .get(&room)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
+        let members = self.room_members(&room);
         for member in members {
             if member != owner {
                 self.unsubscribe(member, owner, track_sid);
@@ -1156,6 +1148,14 @@ impl Engine {
         }
         self.broadcast_participant(owner);
         self.dirty.insert(owner);
+    }
+
+    /// Everyone in `room` now (a copy: the loops over it change the engine).
+    fn room_members(&self, room: &str) -> Vec<ParticipantKey> {
+        self.rooms
+            .get(room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default()
     }
 
     fn broadcast_participant(&mut self, key: ParticipantKey) {
@@ -1226,11 +1226,7 @@ impl Engine {
         if discontinuity {
             self.request_keyframe(from, &track_sid, data.rid);
         }
-        let members: Vec<ParticipantKey> = self
-            .rooms
-            .get(&room)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
+        let members = self.room_members(&room);
         let mut wanted_keyframes: Vec<Option<str0m::media::Rid>> = Vec::new();
         for member in members {
             if member == from {
