@@ -13,6 +13,7 @@ fail() { echo "check-package: $*" >&2; exit 1; }
 echo "== package metadata ($deb)"
 depends=$(dpkg-deb -f "$deb" Depends)
 for dep in libwebkit2gtk-4.1-0 libgtk-3-0 libasound2 libssl3 libdbus-1-3 \
+  libwebrtc-audio-processing1 libpipewire-0.3-0 \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do
   grep -qw -- "$dep" <<<"$depends" || fail "Depends lacks $dep: $depends"
 done

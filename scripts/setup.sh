@@ -17,9 +17,10 @@ with_packaging=false
 packages=(
   # build: WebKitGTK for the window, ALSA/D-Bus for cpal and keyring, clang for bindgen,
   # nasm so the H.264 encoder builds with its assembly, WebRTC's audio processing (echo
-  # cancellation, noise suppression, gain control) for calls
+  # cancellation, noise suppression, gain control) for calls, PipeWire for screen sharing on
+  # Wayland (the portal's stream)
   libwebkit2gtk-4.1-dev libssl-dev pkg-config libasound2-dev libclang-dev libdbus-1-dev nasm
-  libwebrtc-audio-processing-dev
+  libwebrtc-audio-processing-dev libpipewire-0.3-dev
   # run: media playback in the webview (plugins-bad: Opus in fMP4 HLS, through MSE)
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 )
@@ -30,6 +31,9 @@ if $with_test_tools; then
     # the interop test: LiveKit's browser client in headless Chromium, in a network namespace
     # of its own (unshare from util-linux, ip from iproute2)
     chromium chromium-driver iproute2
+    # screen sharing on Wayland (scripts/wayland-session.sh): a headless wlroots compositor
+    # with XWayland, the desktop portal and its wlroots backend, PipeWire and its session manager
+    cage xwayland xdg-desktop-portal xdg-desktop-portal-wlr pipewire wireplumber
   )
 fi
 # No display (a server, CI): the run command opens the window on a virtual one.

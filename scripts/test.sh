@@ -25,6 +25,15 @@ echo "== tests"
 xvfb-run -a -s "-screen 0 1280x800x24" \
   dbus-run-session -- keyctl session - bash scripts/test-session.sh
 
+# Screen sharing on Wayland: a headless wlroots desktop with the ScreenCast portal and
+# PipeWire (scripts/wayland-session.sh; its portal declines, see
+# crates/screen/tests/wayland_portal.rs for what can run on these machines and what cannot).
+echo "== Wayland screen sharing"
+portal_tests=$(cargo test -p confab-screen --test wayland_portal --locked --no-run 2>&1 |
+  sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+[ -n "$portal_tests" ] || { echo "the wayland_portal test did not build"; exit 1; }
+bash scripts/wayland-session.sh --refuse "$PWD/$portal_tests" --include-ignored portal_session_
+
 # The release bundles (a release build: several minutes on a cold cache), their metadata, and
 # the installed binary's smoke test.
 echo "== package"

@@ -1,6 +1,7 @@
 // Choosing what to share: a dialog listing the screen and each window (share_sources), each
 // with a small picture refreshed every second while the dialog is open (share_thumbnail).
-// Picking one starts sharing (start_share); the call screen shows the indicator and Stop.
+// Picking one starts sharing (start_share); the call screen shows the indicator and Stop. On
+// Wayland the list is one entry, the desktop's portal, whose own dialog does the choosing.
 import * as bridge from '../bridge.js';
 import { describeError } from '../bridge.js';
 import { $ } from '../dom.js';
@@ -46,6 +47,12 @@ export async function open() {
   }
   if (mine !== opening || !dialog.open) return;
   const sources = listing.sources ?? [];
+  // Wayland: the desktop's own dialog lists what can be shared; hand over to it.
+  if (sources.length === 1 && sources[0].kind === 'portal') {
+    close();
+    onPicked?.(sources[0]);
+    return;
+  }
   $('share-picker-status').textContent = sources.length
     ? 'Pick a screen or a window. Everyone in the call will see it.'
     : 'There is nothing to share.';

@@ -615,6 +615,9 @@ impl Media {
             .await
             .map_err(|e| CallMediaError::ShareRefused(e.to_string()))??;
         let (width, height) = opened.size();
+        // On Wayland the portal's dialog chose; the page could not name it beforehand.
+        let title = opened.label().unwrap_or(title).to_owned();
+        let resume_id = opened.resume_id().unwrap_or(source_id).to_owned();
         let track = session
             .publish(screen::share_track_spec(width, height))
             .await
@@ -627,8 +630,8 @@ impl Media {
             Ok(sender) => {
                 self.screen = Some(sender);
                 self.screen_track = Some(track);
-                self.share_choice = Some((source_id.to_owned(), title.to_owned()));
-                self.view.local.sharing = Some(title.to_owned());
+                self.share_choice = Some((resume_id, title.clone()));
+                self.view.local.sharing = Some(title);
                 self.view.local.share_error = None;
                 Ok(())
             }

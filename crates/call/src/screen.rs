@@ -94,6 +94,16 @@ impl OpenedCapture {
     pub fn size(&self) -> (u32, u32) {
         self.capture.source_size()
     }
+
+    /// What the desktop's dialog chose, where it chose (Wayland's portal).
+    pub fn label(&self) -> Option<&str> {
+        self.capture.label()
+    }
+
+    /// The source id that shares the same thing again after the call reconnects.
+    pub fn resume_id(&self) -> Option<&str> {
+        self.capture.resume_id()
+    }
 }
 
 /// Opens `source_id` (fails at once for a source that is gone or unknown).

@@ -3,9 +3,12 @@
 //! dropping (never queueing) the ones its consumer has no time for.
 //!
 //! On X11 the X server hands over the pixels ([`x11`]: MIT-SHM, and Composite for one
-//! window). The path is picked from the session at run time ([`display_server`]).
+//! window). On Wayland the desktop's portal asks the user what to share, in its own dialog,
+//! and hands over a PipeWire stream ([`portal`]). The path is picked from the session at run
+//! time ([`display_server`]).
 
 pub mod pattern_window;
+mod portal;
 mod shm;
 mod x11;
 
@@ -14,6 +17,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+pub use portal::PORTAL_SOURCE_ID;
 
 /// The display server of this session, which decides how the screen is captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,6 +62,8 @@ fn detect(wayland_display: bool, session_type: Option<&str>, x_display: bool) ->
 pub enum SourceKind {
     Screen,
     Window,
+    /// The desktop's portal: its own dialog chooses a screen or window (Wayland).
+    Portal,
 }
 
 /// Something that can be shared.
@@ -74,8 +81,10 @@ pub struct ShareSource {
 pub enum ScreenError {
     #[error("there is no display to capture: this session has neither an X server nor Wayland")]
     NoDisplay,
-    #[error("sharing a screen on Wayland goes through the desktop's portal, which this build of Confab does not use yet; an X11 session can share")]
-    WaylandUnsupported,
+    #[error("screen sharing was not allowed: the desktop's dialog was cancelled or refused it")]
+    PortalDeclined,
+    #[error("this desktop has no screen-sharing portal: install xdg-desktop-portal and the one for your desktop (-gnome, -kde or -wlr)")]
+    PortalUnavailable,
     #[error("the X server could not be reached: {0}")]
     Unreachable(String),
     #[error("\"{0}\" is not a screen or window that can be shared")]
@@ -93,7 +102,8 @@ impl ScreenError {
     pub fn code(&self) -> &'static str {
         match self {
             ScreenError::NoDisplay => "no_display",
-            ScreenError::WaylandUnsupported => "wayland_unsupported",
+            ScreenError::PortalDeclined => "portal_declined",
+            ScreenError::PortalUnavailable => "portal_unavailable",
             ScreenError::Unreachable(_) => "display_unreachable",
             ScreenError::UnknownSource(_) => "unknown_source",
             ScreenError::SourceGone => "source_gone",
@@ -117,14 +127,21 @@ impl From<x11::X11Error> for ScreenError {
 fn x11_session() -> Result<x11::X11, ScreenError> {
     match display_server() {
         DisplayServer::X11 => Ok(x11::X11::connect()?),
-        DisplayServer::Wayland => Err(ScreenError::WaylandUnsupported),
+        // Only the portal can share here; an X client would see only other X clients.
+        DisplayServer::Wayland => Err(ScreenError::UnknownSource(
+            "a window of this Wayland session (the desktop's dialog chooses)".into(),
+        )),
         DisplayServer::None => Err(ScreenError::NoDisplay),
     }
 }
 
-/// The screens and windows that can be shared now, the whole screen first.
+/// The screens and windows that can be shared now, the whole screen first. On Wayland, one
+/// source: the desktop's dialog, which lists them itself.
 pub fn list_sources() -> Result<Vec<ShareSource>, ScreenError> {
-    Ok(x11_session()?.sources()?)
+    match display_server() {
+        DisplayServer::Wayland => Ok(vec![portal::source()]),
+        _ => Ok(x11_session()?.sources()?),
+    }
 }
 
 /// A small picture of a source for the picker.
@@ -289,6 +306,9 @@ pub struct Capture {
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
     shared_memory: bool,
+    /// What the portal's dialog chose ("your screen", "a window"); X11 sources have titles.
+    label: Option<String>,
+    resume_id: Option<String>,
 }
 
 impl Capture {
@@ -316,6 +336,17 @@ impl Capture {
     pub fn uses_shared_memory(&self) -> bool {
         self.shared_memory
     }
+
+    /// What was chosen in the portal's dialog, which the caller could not know beforehand.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// The source id that shares the same thing again: for the portal, one that resumes this
+    /// choice without its dialog where the portal allows (after a call reconnects).
+    pub fn resume_id(&self) -> Option<&str> {
+        self.resume_id.as_deref()
+    }
 }
 
 impl Drop for Capture {
@@ -333,6 +364,26 @@ pub fn start_capture(
     frames: Arc<FrameSlot>,
     ended: Box<dyn FnOnce(CaptureEnded) + Send>,
 ) -> Result<Capture, ScreenError> {
+    if let Some(restore_token) = portal::parse_source(source_id) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let started = portal::start(
+            restore_token,
+            settings,
+            frames,
+            stop.clone(),
+            counters.clone(),
+            ended,
+        )?;
+        return Ok(Capture {
+            source_size: started.size,
+            stop,
+            counters,
+            shared_memory: false,
+            label: Some(started.label),
+            resume_id: started.resume_id,
+        });
+    }
     let target = x11::parse_target(source_id)
         .ok_or_else(|| ScreenError::UnknownSource(source_id.to_owned()))?;
     // The connection is made here so a bad source fails the call, then moves to the thread.
@@ -361,6 +412,38 @@ pub fn start_capture(
         stop,
         counters,
         shared_memory,
+        label: None,
+        resume_id: None,
+    })
+}
+
+/// Reads PipeWire video node `node_id` of this session's PipeWire as a portal's stream is read
+/// (the same reader, without the portal): for tests, where no compositor here can make a
+/// portal stream.
+#[doc(hidden)]
+pub fn capture_pipewire_node(
+    node_id: u32,
+    settings: CaptureSettings,
+    frames: Arc<FrameSlot>,
+    ended: Box<dyn FnOnce(CaptureEnded) + Send>,
+) -> Result<Capture, ScreenError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    portal::read_node(
+        node_id,
+        settings,
+        frames,
+        stop.clone(),
+        counters.clone(),
+        ended,
+    )?;
+    Ok(Capture {
+        source_size: (0, 0),
+        stop,
+        counters,
+        shared_memory: false,
+        label: None,
+        resume_id: None,
     })
 }
 
