@@ -37,6 +37,8 @@ let running = false;
 let forceDecodeInRust = false;
 // A command's failure, shown in the media status until the next command works.
 let commandError = null;
+// A share source was picked whose desktop dialog (Wayland's portal) has not answered yet.
+let shareWaiting = false;
 // Why the channel could not be attached (no media in this call): the media state is then failed.
 let attachFailure = null;
 // The reconnect countdown: { attempt, at } and its timer.
@@ -59,7 +61,17 @@ export function setup() {
   setIcon($('toggle-share'), 'share');
   $('toggle-share').addEventListener('click', toggleShare);
   $('stop-share').addEventListener('click', () => command(() => bridge.stopShare()));
-  sharePicker.setup((source) => command(() => bridge.startShare(source.id, source.title)));
+  sharePicker.setup(async (source) => {
+    // The desktop's dialog (Wayland) answers when the user does: say where to look meanwhile.
+    shareWaiting = source.kind === 'portal';
+    render();
+    try {
+      await command(() => bridge.startShare(source.id, source.title));
+    } finally {
+      shareWaiting = false;
+      render();
+    }
+  });
   $('layout-toggle').addEventListener('click', () => {
     layout = layout === 'grid' ? 'speaker' : 'grid';
     render();
@@ -340,6 +352,7 @@ function renderStatus() {
   }
   if (local?.microphone_error && local.microphone_error !== message) lines.push(local.microphone_error);
   if (local?.share_error) lines.push(local.share_error);
+  if (shareWaiting) lines.push('Choose what to share in your desktop’s dialog.');
   if (commandError) lines.push(commandError);
   out.replaceChildren(...lines.map((line) => {
     const span = document.createElement('span');

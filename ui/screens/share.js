@@ -101,8 +101,8 @@ async function refresh(mine) {
     try {
       const bytes = new Uint8Array(await bridge.shareThumbnail(button.dataset.sourceId, THUMB_WIDTH, THUMB_HEIGHT));
       if (mine !== opening) return;
-      drawThumbnail(button.querySelector('canvas'), bytes);
-      button.dataset.thumbnail = 'true';
+      // Marked once the picture is on the canvas (it is drawn from a bitmap made off-thread).
+      if (await drawThumbnail(button.querySelector('canvas'), bytes)) button.dataset.thumbnail = 'true';
     } catch (err) {
       if (err?.code === 'source_gone') button.remove();
       else if (err?.code !== 'source_hidden') console.warn('share thumbnail', err);
@@ -110,22 +110,28 @@ async function refresh(mine) {
   }
 }
 
-function drawThumbnail(canvas, bytes) {
-  if (bytes.length < 8) return;
+/** Draws a thumbnail; resolves true once it is on the canvas. */
+async function drawThumbnail(canvas, bytes) {
+  if (bytes.length < 8) return false;
   const header = new DataView(bytes.buffer, bytes.byteOffset, 8);
   const width = header.getUint32(0, true);
   const height = header.getUint32(4, true);
-  if (width === 0 || height === 0 || bytes.length !== 8 + width * height * 4) return;
+  if (width === 0 || height === 0 || bytes.length !== 8 + width * height * 4) return false;
   const image = new ImageData(new Uint8ClampedArray(bytes.buffer, bytes.byteOffset + 8, width * height * 4), width, height);
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(image);
+  } catch {
+    return false;
+  }
+  // Centred, letterboxed; cleared and drawn in one go, so the picture never shows black between.
   const context = canvas.getContext('2d');
   context.fillStyle = '#000';
   context.fillRect(0, 0, canvas.width, canvas.height);
-  // Centred, letterboxed.
-  createImageBitmap(image).then((bitmap) => {
-    const scale = Math.min(canvas.width / width, canvas.height / height);
-    const w = width * scale;
-    const h = height * scale;
-    context.drawImage(bitmap, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
-    bitmap.close();
-  }, () => {});
+  const scale = Math.min(canvas.width / width, canvas.height / height);
+  const w = width * scale;
+  const h = height * scale;
+  context.drawImage(bitmap, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+  bitmap.close();
+  return true;
 }

@@ -266,11 +266,26 @@ function showPlayerState(text, state) {
 
 function stopPlayer() {
   clearInterval(watching.stallTimer);
-  if (watching.player) watching.player.hls.destroy();
+  const player = watching.player;
   watching.player = null;
   const video = $('player');
-  video.removeAttribute('src');
-  video.load();
+  if (!player) {
+    video.removeAttribute('src');
+    video.load();
+    return;
+  }
+  // Paused first, torn down a moment later: WebKitGTK's GStreamer player can deadlock its
+  // page (seen once in a CI run) when a playing pipeline loses its source while its video sink
+  // waits for the page to draw a frame.
+  video.pause();
+  setTimeout(() => {
+    player.hls.destroy();
+    // Unless another stream started meanwhile.
+    if (!watching.player) {
+      video.removeAttribute('src');
+      video.load();
+    }
+  }, 200);
 }
 
 // hls.js (from npm by scripts/setup.sh) loads on the first livestream watched, not at start:

@@ -166,6 +166,14 @@ enum Internal {
     AudioStarted(Result<AudioEngine, audio::AudioError>),
     /// A microphone switch finished: `None` when it worked, else why not.
     MicrophoneSwitched(Option<String>),
+    /// A capture to share was opened (or not): on Wayland after the desktop's dialog, which
+    /// the call does not wait for.
+    ShareOpened {
+        source_id: String,
+        title: String,
+        opened: Result<screen::OpenedCapture, CallMediaError>,
+        reply: oneshot::Sender<Result<MediaView, CallMediaError>>,
+    },
 }
 
 /// A handle on a call's media. Cheap to clone; [`CallMedia::stop`] ends it.
@@ -468,11 +476,19 @@ async fn run(
                     }
                     Some(event) => media.event(event, &session).await,
                 },
-                Some(report) = internal_rx.recv() => media.internal(report),
+                Some(report) = internal_rx.recv() => media.internal(report, &session).await,
                 _ = tick.tick() => media.tick(),
             }
         }
     }
+}
+
+/// Opens a capture of `source_id` off the task (it may wait on the desktop's dialog).
+async fn open_share(source_id: String) -> Result<screen::OpenedCapture, CallMediaError> {
+    tokio::task::spawn_blocking(move || screen::open_capture(&source_id))
+        .await
+        .map_err(|e| CallMediaError::ShareRefused(e.to_string()))?
+        .map_err(CallMediaError::from)
 }
 
 /// Waits for a stop request while connecting, answering the others.
@@ -610,10 +626,19 @@ impl Media {
         title: &str,
     ) -> Result<(), CallMediaError> {
         self.stop_share().await;
-        let id = source_id.to_owned();
-        let opened = tokio::task::spawn_blocking(move || screen::open_capture(&id))
-            .await
-            .map_err(|e| CallMediaError::ShareRefused(e.to_string()))??;
+        let opened = open_share(source_id.to_owned()).await?;
+        self.finish_share(session, opened, source_id, title).await
+    }
+
+    /// Publishes an opened capture as the share (replacing one running).
+    async fn finish_share(
+        &mut self,
+        session: &CallSession,
+        opened: screen::OpenedCapture,
+        source_id: &str,
+        title: &str,
+    ) -> Result<(), CallMediaError> {
+        self.stop_share().await;
         let (width, height) = opened.size();
         // On Wayland the portal's dialog chose; the page could not name it beforehand.
         let title = opened.label().unwrap_or(title).to_owned();
@@ -809,15 +834,22 @@ impl Media {
                 title,
                 reply,
             } => {
-                let result = match session {
-                    None => Err(CallMediaError::NotConnected),
-                    Some(session) => self.start_share(session, &source_id, &title).await,
-                };
-                if let Err(e) = &result {
-                    tracing::info!(target: "confab::call", error = %e, "screen sharing did not start");
+                if session.is_none() {
+                    let _ = reply.send(Err(CallMediaError::NotConnected));
+                    return;
                 }
-                self.publish();
-                let _ = reply.send(result.map(|()| self.view.clone()));
+                // Opening can wait on the desktop's dialog (Wayland) for as long as the user
+                // takes: the call goes on meanwhile, and the share starts when it answers.
+                let internal = self.internal.clone();
+                tokio::spawn(async move {
+                    let opened = open_share(source_id.clone()).await;
+                    let _ = internal.send(Internal::ShareOpened {
+                        source_id,
+                        title,
+                        opened,
+                        reply,
+                    });
+                });
             }
             Command::StopShare(reply) => {
                 self.stop_share().await;
@@ -915,8 +947,24 @@ impl Media {
         });
     }
 
-    fn internal(&mut self, report: Internal) {
+    async fn internal(&mut self, report: Internal, session: &CallSession) {
         match report {
+            Internal::ShareOpened {
+                source_id,
+                title,
+                opened,
+                reply,
+            } => {
+                let result = match opened {
+                    Ok(opened) => self.finish_share(session, opened, &source_id, &title).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = &result {
+                    tracing::info!(target: "confab::call", error = %e, "screen sharing did not start");
+                }
+                self.publish();
+                let _ = reply.send(result.map(|()| self.view.clone()));
+            }
             Internal::CameraStopped(CameraStopped::CameraFailed) => {
                 tracing::warn!(target: "confab::call", "the camera stopped during the call");
                 self.camera_failed("Your camera stopped: it is off for everyone.".to_owned());
@@ -925,6 +973,13 @@ impl Media {
             Internal::ShareStopped(screen::ShareStopped::SourceClosed) => {
                 tracing::info!(target: "confab::call", "the shared window was closed");
                 self.share_stopped("The shared window was closed: sharing stopped.".to_owned());
+            }
+            Internal::ShareStopped(screen::ShareStopped::EndedByDesktop) => {
+                tracing::info!(target: "confab::call", "the desktop ended the screen cast");
+                self.share_stopped(
+                    "Sharing stopped: the shared window closed, or your desktop ended the share."
+                        .to_owned(),
+                );
             }
             Internal::ShareStopped(screen::ShareStopped::Failed(reason)) => {
                 tracing::warn!(target: "confab::call", %reason, "screen sharing failed");
@@ -1087,13 +1142,7 @@ impl Media {
                 self.bandwidth_bps = Some(bps);
                 if let Some(camera) = &self.camera {
                     // A screen being shared comes first: the camera's layers fit what is left.
-                    let share = self.screen_track.as_ref().map_or(0, |_| {
-                        let (w, h) = (
-                            screen::SHARE_SETTINGS.max_width,
-                            screen::SHARE_SETTINGS.max_height,
-                        );
-                        u64::from(screen::share_bitrate(w, h))
-                    });
+                    let share = self.screen.as_ref().map_or(0, |s| s.bitrate_bps());
                     camera.set_budget(bps.saturating_sub(share).max(1));
                 }
             }

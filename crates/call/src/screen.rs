@@ -57,6 +57,9 @@ pub fn share_track_spec(width: u32, height: u32) -> TrackSpec {
 pub enum ShareStopped {
     /// The shared window was closed.
     SourceClosed,
+    /// The desktop's screen cast ended (Wayland: its window closed, or sharing was stopped
+    /// from the desktop).
+    EndedByDesktop,
     /// Capture or encoding failed.
     Failed(String),
     /// The call session ended.
@@ -66,6 +69,8 @@ pub enum ShareStopped {
 #[derive(Default)]
 struct Control {
     stop: AtomicBool,
+    /// The encoder's target bitrate (it follows the shared size); 0 before the first frame.
+    bitrate_bps: AtomicU64,
     keyframe_wanted: AtomicBool,
     frames_sent: AtomicU64,
     encode_micros: AtomicU64,
@@ -157,6 +162,7 @@ impl ScreenSender {
                 let why = why.unwrap_or_else(|| {
                     match ended.lock().unwrap_or_else(|p| p.into_inner()).take() {
                         Some(CaptureEnded::SourceClosed) => ShareStopped::SourceClosed,
+                        Some(CaptureEnded::EndedByDesktop) => ShareStopped::EndedByDesktop,
                         Some(CaptureEnded::Failed(m)) => ShareStopped::Failed(m),
                         None => ShareStopped::Failed("the capture stopped".into()),
                     }
@@ -165,6 +171,11 @@ impl ScreenSender {
             })
             .map_err(|e| ScreenError::Capture(e.to_string()))?;
         Ok(Self { capture, control })
+    }
+
+    /// What the share sends, in bit/s (0 until its first frame).
+    pub fn bitrate_bps(&self) -> u64 {
+        self.control.bitrate_bps.load(Ordering::Relaxed)
     }
 
     pub fn request_keyframe(&self) {
@@ -223,7 +234,12 @@ fn encode_loop(slot: &FrameSlot, track: &LocalTrack, control: &Control) -> Optio
                 keyframe_interval: KEYFRAME_INTERVAL_FRAMES,
             };
             match H264Encoder::for_screen(frame.width, frame.height, settings) {
-                Ok(e) => encoder = Some(e),
+                Ok(e) => {
+                    encoder = Some(e);
+                    control
+                        .bitrate_bps
+                        .store(u64::from(settings.bitrate_bps), Ordering::Relaxed);
+                }
                 Err(e) => return Some(ShareStopped::Failed(e.to_string())),
             }
             force = true;

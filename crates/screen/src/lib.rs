@@ -216,6 +216,9 @@ impl Default for CaptureSettings {
 pub enum CaptureEnded {
     /// The shared window was closed.
     SourceClosed,
+    /// The desktop's screen cast ended: its stream went away (on Wayland, the window closed or
+    /// sharing was stopped from the desktop; which, the stream does not say).
+    EndedByDesktop,
     Failed(String),
 }
 

@@ -319,7 +319,7 @@ fn run_stream_loop(
             }
             // The portal's node went away: the window closed, or the desktop stopped the share.
             pw::stream::StreamState::Unconnected => {
-                state.borrow_mut().ended = Some(CaptureEnded::SourceClosed);
+                state.borrow_mut().ended = Some(CaptureEnded::EndedByDesktop);
                 main_loop.quit();
             }
             _ => {}
@@ -442,7 +442,7 @@ fn run_stream_loop(
             .add_listener_local()
             .global_remove(move |id| {
                 if id == node_id {
-                    state.borrow_mut().ended = Some(CaptureEnded::SourceClosed);
+                    state.borrow_mut().ended = Some(CaptureEnded::EndedByDesktop);
                     main_loop.quit();
                 }
             })

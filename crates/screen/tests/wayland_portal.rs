@@ -307,12 +307,12 @@ fn portal_session_stream_reader_gets_the_pattern_and_drops_what_it_cannot_take()
         stats.frames_dropped
     );
 
-    // The node going away ends the capture as the source closing.
+    // The node going away (the desktop ended the cast) ends the capture, and says so.
     drop(node);
     let why = ended
         .recv_timeout(Duration::from_secs(3))
         .expect("the capture ends when its node goes");
-    assert_eq!(why, CaptureEnded::SourceClosed);
+    assert_eq!(why, CaptureEnded::EndedByDesktop);
     let deadline = Instant::now() + Duration::from_secs(2);
     while !frames.is_closed() {
         assert!(Instant::now() < deadline, "the slot was not closed");
