@@ -315,6 +315,19 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// A capture whose frames come from a PipeWire stream (its thread is started by the
+    /// caller with this capture's stop flag and counters).
+    fn over_pipewire() -> Self {
+        Self {
+            source_size: (0, 0),
+            stop: Arc::new(AtomicBool::new(false)),
+            counters: Arc::new(Counters::default()),
+            shared_memory: false,
+            label: None,
+            resume_id: None,
+        }
+    }
+
     pub fn stats(&self) -> CaptureStats {
         let captured = self.counters.captured.load(Ordering::Relaxed);
         CaptureStats {
@@ -368,24 +381,19 @@ pub fn start_capture(
     ended: Box<dyn FnOnce(CaptureEnded) + Send>,
 ) -> Result<Capture, ScreenError> {
     if let Some(restore_token) = portal::parse_source(source_id) {
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
+        let mut capture = Capture::over_pipewire();
         let started = portal::start(
             restore_token,
             settings,
             frames,
-            stop.clone(),
-            counters.clone(),
+            capture.stop.clone(),
+            capture.counters.clone(),
             ended,
         )?;
-        return Ok(Capture {
-            source_size: started.size,
-            stop,
-            counters,
-            shared_memory: false,
-            label: Some(started.label),
-            resume_id: started.resume_id,
-        });
+        capture.source_size = started.size;
+        capture.label = Some(started.label);
+        capture.resume_id = started.resume_id;
+        return Ok(capture);
     }
     let target = x11::parse_target(source_id)
         .ok_or_else(|| ScreenError::UnknownSource(source_id.to_owned()))?;
@@ -430,24 +438,16 @@ pub fn capture_pipewire_node(
     frames: Arc<FrameSlot>,
     ended: Box<dyn FnOnce(CaptureEnded) + Send>,
 ) -> Result<Capture, ScreenError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let counters = Arc::new(Counters::default());
+    let capture = Capture::over_pipewire();
     portal::read_node(
         node_id,
         settings,
         frames,
-        stop.clone(),
-        counters.clone(),
+        capture.stop.clone(),
+        capture.counters.clone(),
         ended,
     )?;
-    Ok(Capture {
-        source_size: (0, 0),
-        stop,
-        counters,
-        shared_memory: false,
-        label: None,
-        resume_id: None,
-    })
+    Ok(capture)
 }
 
 /// Grabs on a fixed beat. A grab that overruns its frame time skips the beats it missed

@@ -20,7 +20,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use confab_devices::fake::{read_timestamp_code, TestPattern};
+mod common;
+
+use common::{assert_pattern, bgrx_time_code};
+use confab_devices::fake::TestPattern;
 use confab_screen::{
     capture_pipewire_node, display_server, list_sources, start_capture, CaptureEnded,
     CaptureSettings, DisplayServer, FrameSlot, SourceKind, PORTAL_SOURCE_ID,
@@ -258,11 +261,7 @@ fn portal_session_stream_reader_gets_the_pattern_and_drops_what_it_cannot_take()
         std::thread::sleep(Duration::from_millis(100));
         if let Some(frame) = frames.take_timeout(Duration::from_millis(500)) {
             received += 1;
-            let mut rgba = frame.bgrx.clone();
-            for p in rgba.chunks_exact_mut(4) {
-                p.swap(0, 2);
-            }
-            let code = read_timestamp_code(&rgba, frame.width as usize, frame.height as usize)
+            let code = bgrx_time_code(&frame.bgrx, frame.width, frame.height)
                 .expect("the time code reads");
             ages.push(now_ms().saturating_sub(code));
             last = Some(frame);
@@ -270,18 +269,7 @@ fn portal_session_stream_reader_gets_the_pattern_and_drops_what_it_cannot_take()
     }
     let frame = last.expect("frames arrive from the PipeWire node");
     assert_eq!((frame.width, frame.height), (1280, 720));
-    // The pattern's bars: the first white, the last blue (BGRX).
-    let row = 720 / 4 * 1280 * 4;
-    let first = &frame.bgrx[row + 8 * 4..row + 8 * 4 + 3];
-    assert!(
-        first.iter().all(|c| (225..=245).contains(c)),
-        "first bar white: {first:?}"
-    );
-    let last_bar = &frame.bgrx[row + (1280 - 8) * 4..row + (1280 - 8) * 4 + 3];
-    assert!(
-        last_bar[0] > 200 && last_bar[1] < 40 && last_bar[2] < 40,
-        "last bar blue (BGR): {last_bar:?}"
-    );
+    assert_pattern(&frame.bgrx, frame.width, frame.height);
     ages.sort_unstable();
     let median_age = ages[ages.len() / 2];
     let stats = capture.stats();

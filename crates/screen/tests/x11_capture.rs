@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use confab_devices::fake::read_timestamp_code;
+mod common;
+
+use common::{assert_pattern, bgrx_time_code};
 use confab_screen::{
     list_sources, start_capture, thumbnail, CaptureEnded, CaptureSettings, FrameSlot, SourceKind,
 };
@@ -69,22 +71,6 @@ fn wait_listed(id: &str) -> confab_screen::ShareSource {
     }
 }
 
-/// The test pattern's first bar is white (235) and its last blue; in BGRX.
-fn assert_pattern(bgrx: &[u8], width: u32, height: u32) {
-    let row = (height / 4) as usize * width as usize * 4;
-    let first = &bgrx[row + 8..row + 11];
-    let last = row + (width as usize - 8) * 4;
-    assert!(
-        first.iter().all(|c| (225..=245).contains(c)),
-        "first bar white: {first:?}"
-    );
-    let last = &bgrx[last..last + 3];
-    assert!(
-        last[0] > 200 && last[1] < 40 && last[2] < 40,
-        "last bar blue (BGR): {last:?}"
-    );
-}
-
 #[test]
 #[ignore = "needs an X server (DISPLAY): the test session (scripts/test-session.sh under xvfb-run) gives one"]
 fn a_window_is_listed_captured_at_the_rate_and_its_closing_ends_the_capture() {
@@ -124,11 +110,7 @@ fn a_window_is_listed_captured_at_the_rate_and_its_closing_ends_the_capture() {
     let frame = last.expect("frames arrive");
     assert_eq!((frame.width, frame.height), (640, 360));
     assert_pattern(&frame.bgrx, frame.width, frame.height);
-    let mut rgba = frame.bgrx.clone();
-    for p in rgba.chunks_exact_mut(4) {
-        p.swap(0, 2);
-    }
-    let code = read_timestamp_code(&rgba, 640, 360).expect("the time code reads");
+    let code = bgrx_time_code(&frame.bgrx, 640, 360).expect("the time code reads");
     let age = frame.captured_unix_ms.saturating_sub(code);
     println!("captured time code age {age} ms");
     assert!(age < 500, "the captured time code is {age} ms old");
