@@ -150,13 +150,15 @@ async fn two_apps_see_each_other_s_camera_and_mute_state() {
             .then_some(())
     })
     .await;
-    // Frames keep coming, at least half the camera's 30 fps over two seconds.
+    // Frames keep coming: at least a third of the camera's 30 fps over three seconds. (A
+    // starved machine drops frames by design, the newest wins: with both cores kept busy by
+    // other work it measured 24 in two seconds; a stall or keyframes alone would be a handful.)
     let counted_from = alice_page.frames.lock().unwrap().len();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let in_two_seconds = alice_page.frames.lock().unwrap().len() - counted_from;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let in_three_seconds = alice_page.frames.lock().unwrap().len() - counted_from;
     assert!(
-        in_two_seconds >= 30,
-        "{in_two_seconds} frames in two seconds"
+        in_three_seconds >= 30,
+        "{in_three_seconds} frames in three seconds"
     );
 
     // Bob mutes: Alice sees it within a second.
@@ -220,9 +222,23 @@ async fn two_apps_see_each_other_s_camera_and_mute_state() {
     );
 
     // The stats panel's rows: Bob's video coming in with its codec and size, ours going out.
+    // (Polled: on a starved machine the SFU can fall back to a smaller layer for a moment,
+    // when the one asked for pauses.)
     alice.set_video_view(&bob_video.track_sid, 640, 360).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let rows = alice.stats().await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let polled_from = Instant::now();
+    let rows = loop {
+        let rows = alice.stats().await;
+        let at_360p = rows.iter().any(|r| {
+            r.direction == "in"
+                && r.kind == "video"
+                && (r.width, r.height) == (Some(640), Some(360))
+        });
+        if at_360p || polled_from.elapsed() > Duration::from_secs(6) {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let incoming = rows
         .iter()
         .find(|r| r.direction == "in" && r.kind == "video")

@@ -239,6 +239,8 @@ pub fn start_microphone_level(
                 let chunk = (rate / updates_per_second.max(1)) as usize;
                 let mut samples = vec![0.0; chunk];
                 let period = Duration::from_secs_f64(chunk as f64 / f64::from(rate));
+                // Paced by deadlines, as a device's clock would be: late wake-ups do not add up.
+                let mut next = std::time::Instant::now();
                 while !stop.load(Ordering::Relaxed) && !consumer.is_closed() {
                     tone.fill(&mut samples, 1);
                     meter.push(&samples, |level| {
@@ -246,7 +248,13 @@ pub fn start_microphone_level(
                             delivered.fetch_add(1, Ordering::Relaxed);
                         }
                     });
-                    std::thread::sleep(period);
+                    next += period;
+                    let now = std::time::Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    } else {
+                        next = now; // fell behind: do not burst to catch up
+                    }
                 }
             })
             .map_err(|e| MediaError::Open {

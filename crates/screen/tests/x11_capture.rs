@@ -13,6 +13,17 @@ use confab_screen::{
     list_sources, start_capture, thumbnail, CaptureEnded, CaptureSettings, FrameSlot, SourceKind,
 };
 
+/// The tests take turns: each has its own 30 fps pattern window and a capture, and side by
+/// side on a loaded two-core machine their frame times and rates stop meaning anything.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed holding it poisons it; the next still runs.
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 struct PatternWindow {
     child: Child,
     id: String,
@@ -74,6 +85,7 @@ fn wait_listed(id: &str) -> confab_screen::ShareSource {
 #[test]
 #[ignore = "needs an X server (DISPLAY): the test session (scripts/test-session.sh under xvfb-run) gives one"]
 fn a_window_is_listed_captured_at_the_rate_and_its_closing_ends_the_capture() {
+    let _turn = take_turn();
     let window = pattern_window("Capture test pattern");
     let source = wait_listed(&window.id);
     assert_eq!(source.kind, SourceKind::Window);
@@ -132,6 +144,7 @@ fn a_window_is_listed_captured_at_the_rate_and_its_closing_ends_the_capture() {
 #[test]
 #[ignore = "needs an X server (DISPLAY): the test session (scripts/test-session.sh under xvfb-run) gives one"]
 fn a_slow_consumer_gets_the_latest_frame_and_the_rest_are_dropped() {
+    let _turn = take_turn();
     let window = pattern_window("Slow consumer pattern");
     wait_listed(&window.id);
     let frames = FrameSlot::new();
@@ -158,12 +171,14 @@ fn a_slow_consumer_gets_the_latest_frame_and_the_rest_are_dropped() {
     let stats = capture.stats();
     assert!(stats.frames_dropped >= 20, "dropped {stats:?}");
     ages.sort_unstable();
-    assert!(ages[2] < 150, "frames taken were {ages:?} ms old");
+    // A frame left from the last take would be 400 ms old.
+    assert!(ages[2] < 250, "frames taken were {ages:?} ms old");
 }
 
 #[test]
 #[ignore = "needs an X server (DISPLAY): the test session (scripts/test-session.sh under xvfb-run) gives one"]
 fn the_whole_screen_shows_the_window_and_a_closed_window_cannot_be_started() {
+    let _turn = take_turn();
     let window = pattern_window("Screen test pattern");
     wait_listed(&window.id);
     // Give it a few frames on screen.
