@@ -9,6 +9,7 @@ macro_rules! app_commands {
             shell::app_info,
             shell::ping,
             shell::ui_ready,
+            shell::set_window_title,
             diagnostics::log_levels,
             diagnostics::set_log_level,
             diagnostics::export_diagnostics,

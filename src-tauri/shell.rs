@@ -66,6 +66,33 @@ pub fn ping(window: WebviewWindow, nonce: String) -> Result<(), CommandError> {
         .map_err(|e| CommandError::Bridge(e.to_string()))
 }
 
+/// The longest window title kept: task bars and share pickers show little more.
+const MAX_TITLE_CHARS: usize = 120;
+
+/// Sets the window's title as the desktop shows it (task bar, window switcher, other apps'
+/// screen-share pickers, ours included): the page names what is on screen, so two Confab
+/// windows (two calls, two people) can be told apart.
+#[tauri::command]
+pub fn set_window_title(window: WebviewWindow, title: String) -> Result<(), CommandError> {
+    let title = window_title(&title)?;
+    window
+        .set_title(&title)
+        .map_err(|e| CommandError::Bridge(e.to_string()))
+}
+
+/// `title` without control characters (a title is one line), trimmed, at most
+/// `MAX_TITLE_CHARS` characters; nothing left is refused.
+fn window_title(title: &str) -> Result<String, CommandError> {
+    let one_line: String = title.chars().filter(|c| !c.is_control()).collect();
+    let trimmed = one_line.trim();
+    if trimmed.is_empty() {
+        return Err(CommandError::InvalidInput(
+            "a window title needs some text".into(),
+        ));
+    }
+    Ok(trimmed.chars().take(MAX_TITLE_CHARS).collect())
+}
+
 /// The page calls this once it has drawn its first screen. With `CONFAB_REPORT_READY` set the
 /// app prints a line the start-up benchmark waits for (it times from spawning the process).
 #[tauri::command]
@@ -80,5 +107,25 @@ pub fn ui_ready(app: tauri::AppHandle, phases: Option<std::collections::BTreeMap
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "confab: ui ready");
         let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_title_is_one_trimmed_line_of_bounded_length() {
+        assert_eq!(
+            window_title("  Call standup — Ada\n — Confab ").unwrap(),
+            "Call standup — Ada — Confab"
+        );
+        let long = "é".repeat(500);
+        assert_eq!(
+            window_title(&long).unwrap().chars().count(),
+            MAX_TITLE_CHARS
+        );
+        let refused = window_title(" \t\n ").unwrap_err();
+        assert_eq!(refused.code(), "invalid_input");
     }
 }

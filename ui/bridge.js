@@ -31,6 +31,8 @@ export const appInfo = () => invoke('app_info');
 export const ping = (nonce) => invoke('ping', { nonce });
 /** The page's ready signal, with how long each start-up step took (for the log). */
 export const uiReady = (phases) => invoke('ui_ready', { phases });
+/** The window's title as the desktop shows it (task bar, share pickers). */
+export const setWindowTitle = (title) => invoke('set_window_title', { title });
 
 // Diagnostics.
 export const logLevels = () => invoke('log_levels');

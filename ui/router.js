@@ -1,5 +1,6 @@
 // Moves between the screens (start, lobby, call, watch): one <section id="screen-NAME"> each,
 // and a module each with enter(context) and leave().
+import { setWindowTitle } from './bridge.js';
 import { $ } from './dom.js';
 import { state } from './state.js';
 
@@ -27,4 +28,22 @@ export async function navigate(name, context) {
   const heading = $(`screen-${name}`).querySelector('h1');
   heading.tabIndex = -1;
   heading.focus();
+  showWindowTitle(name);
+}
+
+/**
+ * Names the window after what it shows (the call, who you are), as the desktop lists it: in
+ * the task bar and in screen-share pickers, where two Confab windows would otherwise both be
+ * "Confab".
+ */
+function showWindowTitle(name) {
+  const text = (id) => $(id).textContent.trim();
+  const parts = {
+    lobby: () => [text('who')],
+    call: () => [text('call-title'), text('who')],
+    watch: () => [text('watch-screen-title')],
+  }[name]?.() ?? [];
+  const title = [...parts.filter(Boolean), 'Confab'].join(' — ');
+  document.title = title;
+  setWindowTitle(title).catch(() => {});
 }

@@ -541,6 +541,7 @@ export async function pickerEntry(app, title) {
     return {
       id: button.dataset.sourceId,
       kinds: Array.from(document.querySelectorAll('#share-sources .share-source')).map((b) => b.dataset.kind),
+      titles: Array.from(document.querySelectorAll('#share-sources .share-source')).map((b) => b.dataset.title),
       firstBar: at(canvas.width * 0.05, canvas.height * 0.5),
       lastBar: at(canvas.width * 0.95, canvas.height * 0.5),
     };`, title), { timeoutMs: 10000, intervalMs: 250 });

@@ -55,9 +55,14 @@ async function shareAWindow(t) {
 
       // The picker lists the screen and the window, with a live picture of the window.
       const entry = await pickerEntry(a, TITLE);
-      console.log(`the picker lists ${entry.kinds.join(', ')}; the window's picture: first bar ${entry.firstBar}, last ${entry.lastBar}`);
+      console.log(`the picker lists ${entry.kinds.join(', ')} (${entry.titles.join(' | ')}); the window's picture: first bar ${entry.firstBar}, last ${entry.lastBar}`);
       assert.equal(entry.kinds[0], 'screen', 'the whole screen comes first');
       assert.ok(entry.kinds.includes('window'));
+      // Each Confab window is named after its call and its person, not just "Confab".
+      for (const person of ['Alice Anders', 'Bob Berg']) {
+        const name = `Call ${callId} — ${person} — Confab`;
+        assert.ok(entry.titles.includes(name), `the picker does not list "${name}": ${entry.titles.join(' | ')}`);
+      }
       assert.ok(entry.firstBar.every((c) => c > 190), `the picture's first bar is not white: ${entry.firstBar}`);
       assert.ok(entry.lastBar[2] > 190 && entry.lastBar[0] < 60, `the picture's last bar is not blue: ${entry.lastBar}`);
       await a.screenshot('share-a-picker');
