@@ -29,6 +29,32 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// A fake device's clock: each wait ends at the next deadline, so late wake-ups do not add up
+/// (a thread that slept one period after each piece of work would run slow on a busy machine).
+struct Beat {
+    next: std::time::Instant,
+    period: Duration,
+}
+
+impl Beat {
+    fn new(period: Duration) -> Self {
+        Beat {
+            next: std::time::Instant::now(),
+            period,
+        }
+    }
+
+    fn wait(&mut self) {
+        self.next += self.period;
+        let now = std::time::Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        } else {
+            self.next = now; // fell behind: do not burst to catch up
+        }
+    }
+}
+
 /// Stops a running signal when dropped.
 pub struct Running {
     stop: Arc<AtomicBool>,
@@ -98,20 +124,14 @@ pub fn start_camera(
         std::thread::Builder::new()
             .name("confab-fake-camera".into())
             .spawn(move || {
-                let mut next = std::time::Instant::now();
+                let mut beat = Beat::new(period);
                 while !stop.load(Ordering::Relaxed) && !consumer.is_closed() {
                     let frame = pattern.next_frame(now_ms());
                     match consumer.try_send(frame) {
                         Ok(()) => delivered.fetch_add(1, Ordering::Relaxed),
                         Err(_) => dropped.fetch_add(1, Ordering::Relaxed),
                     };
-                    next += period;
-                    let now = std::time::Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    } else {
-                        next = now; // fell behind: do not burst to catch up
-                    }
+                    beat.wait();
                 }
             })
             .map_err(|e| MediaError::Open {
@@ -239,8 +259,7 @@ pub fn start_microphone_level(
                 let chunk = (rate / updates_per_second.max(1)) as usize;
                 let mut samples = vec![0.0; chunk];
                 let period = Duration::from_secs_f64(chunk as f64 / f64::from(rate));
-                // Paced by deadlines, as a device's clock would be: late wake-ups do not add up.
-                let mut next = std::time::Instant::now();
+                let mut beat = Beat::new(period);
                 while !stop.load(Ordering::Relaxed) && !consumer.is_closed() {
                     tone.fill(&mut samples, 1);
                     meter.push(&samples, |level| {
@@ -248,13 +267,7 @@ pub fn start_microphone_level(
                             delivered.fetch_add(1, Ordering::Relaxed);
                         }
                     });
-                    next += period;
-                    let now = std::time::Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    } else {
-                        next = now; // fell behind: do not burst to catch up
-                    }
+                    beat.wait();
                 }
             })
             .map_err(|e| MediaError::Open {
