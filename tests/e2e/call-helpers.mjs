@@ -526,12 +526,15 @@ export async function patternWindow(title, { size = '1280x720', seconds = 200 } 
 
 /**
  * Opens the share picker in `app` and waits for the entry of the window titled `title` with its
- * picture: { id, kinds (of every entry), firstBar, lastBar (its picture's colours) }.
+ * picture: { id, kinds and titles (of every entry), firstBar, lastBar (its picture's colours) },
+ * until `shows(entry)` (the pictures are refreshed each second).
  */
-export async function pickerEntry(app, title) {
+export async function pickerEntry(app, title, shows = () => true) {
   await app.click('#toggle-share');
   await waitFor('the share picker to open', () => app.evalAsync(`return document.getElementById('share-picker').open;`), { timeoutMs: 5000 });
-  return waitFor(`"${title}" in the picker with its picture`, () => app.evalAsync(`
+  let seen = null;
+  return waitFor(`"${title}" in the picker with its picture`, async () => {
+    seen = await app.evalAsync(`
     const button = Array.from(document.querySelectorAll('#share-sources .share-source')).find((b) => b.dataset.title === args[0]);
     if (!button || button.dataset.thumbnail !== 'true') return null;
     const canvas = button.querySelector('canvas');
@@ -544,7 +547,11 @@ export async function pickerEntry(app, title) {
       titles: Array.from(document.querySelectorAll('#share-sources .share-source')).map((b) => b.dataset.title),
       firstBar: at(canvas.width * 0.05, canvas.height * 0.5),
       lastBar: at(canvas.width * 0.95, canvas.height * 0.5),
-    };`, title), { timeoutMs: 10000, intervalMs: 250 });
+    };`, title);
+    return seen && shows(seen) ? seen : null;
+  }, { timeoutMs: 10000, intervalMs: 250 }).catch((err) => {
+    throw new Error(`${err.message}; the last picture seen: ${JSON.stringify(seen)}`);
+  });
 }
 
 /** Shares the window titled `title` from `app`'s picker; resolves once `app` says it shares. */
