@@ -167,12 +167,13 @@ enum Internal {
     /// A microphone switch finished: `None` when it worked, else why not.
     MicrophoneSwitched(Option<String>),
     /// A capture to share was opened (or not): on Wayland after the desktop's dialog, which
-    /// the call does not wait for.
+    /// the call does not wait for. `reply` is the page's request; none when sharing again
+    /// after a reconnect.
     ShareOpened {
         source_id: String,
         title: String,
         opened: Result<screen::OpenedCapture, CallMediaError>,
-        reply: oneshot::Sender<Result<MediaView, CallMediaError>>,
+        reply: Option<oneshot::Sender<Result<MediaView, CallMediaError>>>,
     },
 }
 
@@ -483,14 +484,6 @@ async fn run(
     }
 }
 
-/// Opens a capture of `source_id` off the task (it may wait on the desktop's dialog).
-async fn open_share(source_id: String) -> Result<screen::OpenedCapture, CallMediaError> {
-    tokio::task::spawn_blocking(move || screen::open_capture(&source_id))
-        .await
-        .map_err(|e| CallMediaError::ShareRefused(e.to_string()))?
-        .map_err(CallMediaError::from)
-}
-
 /// Waits for a stop request while connecting, answering the others.
 async fn wait_for_stop(
     commands: &mut mpsc::Receiver<Command>,
@@ -611,23 +604,38 @@ impl Media {
         if self.view.local.camera_enabled && self.camera.is_none() {
             self.start_camera();
         }
-        if let (Some((source_id, title)), None) = (self.share_choice.clone(), &self.screen) {
-            if let Err(e) = self.start_share(session, &source_id, &title).await {
-                self.share_stopped(format!("Sharing stopped: {e}"));
+        if self.screen.is_none() {
+            // Taken while it opens, so a second reconnect meanwhile does not open it twice.
+            if let Some((source_id, title)) = self.share_choice.take() {
+                self.open_share(source_id, title, None);
             }
         }
         self.publish();
     }
 
-    async fn start_share(
-        &mut self,
-        session: &CallSession,
-        source_id: &str,
-        title: &str,
-    ) -> Result<(), CallMediaError> {
-        self.stop_share().await;
-        let opened = open_share(source_id.to_owned()).await?;
-        self.finish_share(session, opened, source_id, title).await
+    /// Opens a capture of `source_id` off the call task and reports it as
+    /// [`Internal::ShareOpened`]: on Wayland opening waits on the desktop's dialog for as long
+    /// as the user takes, and the call goes on meanwhile.
+    fn open_share(
+        &self,
+        source_id: String,
+        title: String,
+        reply: Option<oneshot::Sender<Result<MediaView, CallMediaError>>>,
+    ) {
+        let internal = self.internal.clone();
+        tokio::spawn(async move {
+            let id = source_id.clone();
+            let opened = tokio::task::spawn_blocking(move || screen::open_capture(&id))
+                .await
+                .map_err(|e| CallMediaError::ShareRefused(e.to_string()))
+                .and_then(|opened| opened.map_err(CallMediaError::from));
+            let _ = internal.send(Internal::ShareOpened {
+                source_id,
+                title,
+                opened,
+                reply,
+            });
+        });
     }
 
     /// Publishes an opened capture as the share (replacing one running).
@@ -838,18 +846,7 @@ impl Media {
                     let _ = reply.send(Err(CallMediaError::NotConnected));
                     return;
                 }
-                // Opening can wait on the desktop's dialog (Wayland) for as long as the user
-                // takes: the call goes on meanwhile, and the share starts when it answers.
-                let internal = self.internal.clone();
-                tokio::spawn(async move {
-                    let opened = open_share(source_id.clone()).await;
-                    let _ = internal.send(Internal::ShareOpened {
-                        source_id,
-                        title,
-                        opened,
-                        reply,
-                    });
-                });
+                self.open_share(source_id, title, Some(reply));
             }
             Command::StopShare(reply) => {
                 self.stop_share().await;
@@ -962,8 +959,14 @@ impl Media {
                 if let Err(e) = &result {
                     tracing::info!(target: "confab::call", error = %e, "screen sharing did not start");
                 }
+                // Sharing again after a reconnect: a failure is shown like any stop.
+                if let (Err(e), None) = (&result, &reply) {
+                    self.share_stopped(format!("Sharing stopped: {e}"));
+                }
                 self.publish();
-                let _ = reply.send(result.map(|()| self.view.clone()));
+                if let Some(reply) = reply {
+                    let _ = reply.send(result.map(|()| self.view.clone()));
+                }
             }
             Internal::CameraStopped(CameraStopped::CameraFailed) => {
                 tracing::warn!(target: "confab::call", "the camera stopped during the call");

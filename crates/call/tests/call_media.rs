@@ -22,8 +22,21 @@ const SECRET: &str = "call-media-test-secret-of-32-bytes!!";
 static TWO_APPS_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn start_sfu() -> LoopbackSfu {
+    start_sfu_at(0).await
+}
+
+/// On `port` (0: any free one); the same port again is the SFU restarted.
+async fn start_sfu_at(port: u16) -> LoopbackSfu {
     let config = SfuConfig::loopback(KEY, ApiSecret::new(SECRET));
-    LoopbackSfu::start(config, 0).await.expect("the SFU starts")
+    LoopbackSfu::start(config, port)
+        .await
+        .expect("the SFU starts")
+}
+
+fn port_of(sfu: &LoopbackSfu) -> u16 {
+    let authority = sfu.url.trim_start_matches("http://").split('/').next();
+    let port = authority.and_then(|a| a.rsplit(':').next());
+    port.and_then(|p| p.parse().ok()).expect("the SFU's port")
 }
 
 fn credentials(sfu: &LoopbackSfu, identity: &str) -> SfuCredentials {
@@ -486,6 +499,41 @@ async fn a_shared_window_reaches_the_other_app_and_stopping_or_closing_it_takes_
     until("bob's screen back", Duration::from_secs(10), || {
         bobs_screen(&alice).flatten()
     })
+    .await;
+
+    // The SFU restarts: both calls rejoin by themselves, Bob's session publishes his share
+    // again and it reaches Alice with pictures, without Bob choosing again.
+    let port = port_of(&sfu);
+    sfu.stop().await;
+    until(
+        "bob's screen gone with the SFU",
+        Duration::from_secs(5),
+        || (bobs_screen(&alice).flatten().is_none()).then_some(()),
+    )
+    .await;
+    let _sfu = start_sfu_at(port).await;
+    let screen = until(
+        "bob's screen back after the SFU restarted",
+        Duration::from_secs(20),
+        || bobs_screen(&alice).flatten(),
+    )
+    .await;
+    assert_eq!(bob.view().local.sharing.as_deref(), Some("Shared by bob"));
+    let restarted = Instant::now();
+    alice.set_video_view(&screen.track_sid, 960, 540).await;
+    until(
+        "a keyframe of the screen after the restart",
+        Duration::from_secs(10),
+        || {
+            let frames = alice_page.frames.lock().unwrap();
+            frames
+                .iter()
+                .any(|(at, m)| {
+                    *at >= restarted && track_sid_of(m) == screen.track_sid && m[2] & 1 == 1
+                })
+                .then_some(())
+        },
+    )
     .await;
     drop(window);
     until("bob told the window closed", Duration::from_secs(5), || {
